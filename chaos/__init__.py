@@ -1,0 +1,1 @@
+"""Chaos and failover testing tools for TuiTalk."""
