@@ -1,0 +1,3 @@
+from tuitalk.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""The PostgreSQL archive: full history, users and memberships (not critical for chat)."""
