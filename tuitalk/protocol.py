@@ -283,6 +283,8 @@ class Joined:
 
     ``resumed`` says the server will now replay everything after the client's cursor before
     live messages; when False the client starts at ``head`` and loads history on demand.
+    ``top`` is the newest committed seq when the server attached the client: messages up to
+    it are a replay (recovery), later ones are live.
     """
 
     T: ClassVar[str] = "joined"
@@ -291,6 +293,7 @@ class Joined:
     head: int
     members: tuple[Member, ...] = ()
     resumed: bool = False
+    top: int = 0
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -300,6 +303,7 @@ class Joined:
             "head": self.head,
             "members": [m.to_wire() for m in self.members],
             "resumed": self.resumed,
+            "top": max(self.top, self.head),
         }
 
 
@@ -640,6 +644,7 @@ _SERVER_PARSERS: Final[dict[str, Any]] = {
     "joined": lambda o: Joined(
         room=validate_room(o.get("room")), epoch=_str(o, "epoch"), head=_int(o, "head"),
         members=_members(o.get("members", [])), resumed=bool(o.get("resumed", False)),
+        top=_int(o, "top", optional=True) or 0,
     ),
     "left": lambda o: Left(room=validate_room(o.get("room"))),
     "ack": lambda o: Ack(

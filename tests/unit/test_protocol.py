@@ -28,7 +28,8 @@ MSG = p.Msg(room="lobby", epoch="e1", seq=3, id="abcdefgh", user="u1", name="ali
 
 SERVER_FRAMES: list[p.ServerFrame] = [
     p.Welcome(token="t.s", user="u1", name="alice", backend="backend-1"),
-    p.Joined(room="lobby", epoch="e1", head=7, members=(p.Member("u1", "alice"),), resumed=True),
+    p.Joined(room="lobby", epoch="e1", head=7, members=(p.Member("u1", "alice"),), resumed=True,
+             top=9),
     p.Left(room="lobby"),
     p.Ack(id="abcdefgh", room="lobby", epoch="e1", seq=3, replicas=1),
     MSG,

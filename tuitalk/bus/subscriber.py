@@ -57,6 +57,9 @@ class _Link:
             host=node.host,
             port=node.port,
             decode_responses=True,
+            # RESP2: subscribe confirmations and messages arrive as plain replies that
+            # read_response returns (under RESP3 they are push frames it swallows).
+            protocol=2,
             socket_timeout=owner.probe_timeout_s,
             socket_connect_timeout=owner.connect_timeout_s,
             retry=Retry(NoBackoff(), 0),

@@ -121,6 +121,9 @@ class Topology:
                 host=node.host,
                 port=node.port,
                 decode_responses=True,
+                # RESP2 explicitly: redis-py 8 defaults to RESP3, whose push frames our
+                # pipelines and the sharded subscriber do not expect.
+                protocol=2,
                 socket_timeout=self._socket_timeout_s,
                 socket_connect_timeout=self._connect_timeout_s,
                 retry=Retry(NoBackoff(), 0),

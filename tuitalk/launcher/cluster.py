@@ -52,6 +52,8 @@ class ClusterSpec:
     redis_ports: list[int] = field(default_factory=list)
     backend_ports: list[int] = field(default_factory=list)
     pg_port: int = 0
+    #: Delete data directories that live outside ``base`` when stopping (test clusters).
+    ephemeral: bool = False
     #: What backends connect to, when it differs from the real nodes (fault proxies).
     backend_redis_seeds: str | None = None
     backend_pg_dsn: str | None = None
@@ -165,6 +167,8 @@ class LocalCluster:
             except Exception as exc:
                 errors.append(exc)
         self.started = False
+        if self.spec.ephemeral and self.pg is not None and not self.pg.process.alive():
+            self.pg.remove_data()
         state = self.spec.base / "cluster.json"
         if state.exists():
             state.unlink()

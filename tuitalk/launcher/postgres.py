@@ -7,6 +7,7 @@ PostgreSQL refuses to run as root, so when the launcher runs as root ``initdb`` 
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 import pwd
 import shutil
@@ -32,14 +33,39 @@ def pg_bin(tool: str) -> str:
     return candidates[0]
 
 
+def _traversable_by(user: str, path: Path) -> bool:
+    """Can ``user`` reach ``path`` (x permission on every ancestor)?"""
+    pw = pwd.getpwnam(user)
+    groups = {pw.pw_gid}
+    p = path.resolve()
+    for d in [p, *p.parents]:
+        if not d.exists():
+            continue
+        st = d.stat()
+        if st.st_uid == pw.pw_uid:
+            ok = bool(st.st_mode & 0o100)
+        elif st.st_gid in groups:
+            ok = bool(st.st_mode & 0o010)
+        else:
+            ok = bool(st.st_mode & 0o001)
+        if not ok:
+            return False
+    return True
+
+
 class PostgresServer:
     """``initdb`` on first start, then ``postgres`` in the foreground under our control."""
 
     def __init__(self, base: Path, port: int, *, fast: bool = False) -> None:
         self.base = base
         self.port = port
-        self.data = base / "pgdata"
         self.user = "postgres" if os.geteuid() == 0 else None
+        self.data = base / "pgdata"
+        if self.user is not None and not _traversable_by(self.user, base):
+            # e.g. pytest's /tmp/pytest-of-root is 0700: the postgres account cannot reach
+            # a data directory below it, so keep the data where it can, keyed by base.
+            key = hashlib.sha1(str(base.resolve()).encode()).hexdigest()[:12]
+            self.data = Path("/var/tmp/tuitalk-pgdata") / key
         self.fast = fast
         self.db = "tuitalk"
         self.role = "tuitalk"
@@ -59,6 +85,10 @@ class PostgresServer:
     def dsn(self) -> str:
         return f"postgresql://{self.role}@127.0.0.1:{self.port}/{self.db}"
 
+    def remove_data(self) -> None:
+        """Delete the data directory (test clusters, after stop)."""
+        shutil.rmtree(self.data, ignore_errors=True)
+
     def _chown(self, path: Path) -> None:
         if self.user is not None:
             pw = pwd.getpwnam(self.user)
@@ -69,8 +99,11 @@ class PostgresServer:
             return
         self.base.mkdir(parents=True, exist_ok=True)
         self.data.mkdir(parents=True, exist_ok=True)
-        self._chown(self.base)
         self._chown(self.data)
+        if self.data.parent != self.base:
+            self.data.parent.chmod(0o755)
+        else:
+            self._chown(self.base)
         log = self.base / "initdb.log"
         if log.exists():
             log.unlink()

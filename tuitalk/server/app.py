@@ -98,7 +98,7 @@ class Backend:
         if self.store is not None:
             with contextlib.suppress(StoreError):
                 seen = max(seen, await self.store.max_seq(room))
-        log_event("room_meta_recreated", room=room, floor=seen)
+        log_event("room_meta_created", room=room, floor=seen)
         return seen
 
     def _bus_event(self, event: str, fields: dict[str, Any]) -> None:

@@ -177,7 +177,8 @@ class ClientConnection:
         self.push(p.encode(p.ErrorFrame(code=code, detail=detail, ref=ref)))
         if code in (ErrorCode.UNAVAILABLE, ErrorCode.INTERNAL):
             return
-        if self.abuse.record(time.monotonic()):
+        weight = 0.1 if code == ErrorCode.RATE_LIMITED else 1.0
+        if self.abuse.record(time.monotonic(), weight):
             log_event("abusive_client_closed", backend=self.backend.config.name, addr=self.addr)
             self.close(CloseCode.POLICY_VIOLATION, "too many invalid frames")
 
@@ -273,7 +274,8 @@ class ClientConnection:
             d = self.rooms[join.room]
             members = await self._members(join.room)
             self.push(p.encode(p.Joined(room=join.room, epoch=d.cursor.epoch,
-                                        head=d.cursor.seq, members=members, resumed=True)))
+                                        head=d.cursor.seq, members=members, resumed=True,
+                                        top=d.cursor.seq)))
             return
         if len(self.rooms) >= p.MAX_ROOMS:
             self._error(ErrorCode.TOO_MANY_ROOMS, f"at most {p.MAX_ROOMS} rooms", join.room)
@@ -359,7 +361,8 @@ class ClientConnection:
         self.rooms[room] = d
         members = await self._members(room)
         self.push(p.encode(p.Joined(room=room, epoch=cursor.epoch, head=cursor.seq,
-                                    members=members, resumed=resumed)))
+                                    members=members, resumed=resumed,
+                                    top=max(feed.head, cursor.seq))))
         self._start_catch_up(room)
 
     def _detach(self, room: str) -> None:

@@ -32,11 +32,17 @@ class AbuseMeter:
     def __init__(self, max_errors: int, window_s: float) -> None:
         self.max_errors = max_errors
         self.window_s = window_s
-        self._times: deque[float] = deque()
+        self._times: deque[tuple[float, float]] = deque()
+        self._total = 0.0
 
-    def record(self, now: float) -> bool:
-        """Record one error at ``now``; return True when the limit is exceeded."""
-        self._times.append(now)
-        while self._times and now - self._times[0] > self.window_s:
-            self._times.popleft()
-        return len(self._times) > self.max_errors
+    def record(self, now: float, weight: float = 1.0) -> bool:
+        """Record an error of ``weight`` at ``now``; return True when the limit is exceeded.
+
+        Malformed frames weigh 1; frames refused for going too fast weigh less, because a
+        well-meaning client can overshoot a rate limit but never needs to send garbage.
+        """
+        self._times.append((now, weight))
+        self._total += weight
+        while self._times and now - self._times[0][0] > self.window_s:
+            self._total -= self._times.popleft()[1]
+        return self._total > self.max_errors

@@ -1,0 +1,57 @@
+"""Shared fixtures. Integration tests get a real local cluster on free ports."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tuitalk.launcher.cluster import ClusterSpec, LocalCluster
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def make_cluster(base: Path, **overrides: object) -> LocalCluster:
+    spec = ClusterSpec(
+        base=base,
+        masters=3,
+        backends=3,
+        fast_postgres=True,
+        ephemeral=True,
+        # Tests send faster than people do; the rate limit itself has its own test.
+        backend_args=["--rate", "2000", "--burst", "4000", "--stream-max", "300"],
+    )
+    for k, v in overrides.items():
+        setattr(spec, k, v)
+    return LocalCluster(spec)
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """One cluster for the integration session; tests that break a node heal it after."""
+    c = make_cluster(tmp_path_factory.mktemp("cluster"))
+    c.start()
+    try:
+        yield c
+    finally:
+        c.stop()
+
+
+@pytest.fixture
+def healed(cluster: LocalCluster) -> Iterator[LocalCluster]:
+    """The shared cluster, restored after the test: dead nodes restarted, frozen thawed."""
+    yield cluster
+    for name in cluster.node_names():
+        proc = cluster.process(name)
+        if proc.frozen:
+            proc.thaw()
+    for name in cluster.node_names():
+        if not cluster.process(name).alive():
+            cluster.start_node(name)
+    cluster.redis.wait_healthy(30)
+    for b in cluster.backends:
+        cluster.wait_backend_ready(b)
