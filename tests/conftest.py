@@ -55,3 +55,24 @@ def healed(cluster: LocalCluster) -> Iterator[LocalCluster]:
     cluster.redis.wait_healthy(30)
     for b in cluster.backends:
         cluster.wait_backend_ready(b)
+
+
+_MEASURED: list[tuple[str, str, float, str]] = []
+
+
+@pytest.fixture
+def measure(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """Record a measured number; all of them are printed at the end of the run."""
+
+    def record(what: str, value: float, unit: str = "s") -> None:
+        _MEASURED.append((request.node.name, what, value, unit))
+
+    return record
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]
+    if not _MEASURED:
+        return
+    terminalreporter.section("measurements")
+    for test, what, value, unit in _MEASURED:
+        terminalreporter.write_line(f"{test}: {what} = {value:.3f} {unit}")

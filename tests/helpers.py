@@ -20,11 +20,14 @@ class ChatClient:
         self.label = label
         self.session = session
         self.events: list[ev.Event] = []
+        self.stamps: list[float] = []  # monotonic time each event arrived
         self.driver = AsyncDriver(url, session, on_events=self._on_events)
         self._changed = anyio.Event()
 
     def _on_events(self, events: list[ev.Event]) -> None:
         self.events.extend(events)
+        now = time.monotonic()
+        self.stamps.extend(now for _ in events)
         self._changed.set()
 
     # -- views of what was shown ------------------------------------------------------------
@@ -40,6 +43,18 @@ class ChatClient:
 
     def acked(self) -> dict[str, ev.Acked]:
         return {e.id: e for e in self.events if isinstance(e, ev.Acked)}
+
+    def outage_s(self) -> float:
+        """Length of the last disconnection: from losing the connection to welcome."""
+        lost = back = None
+        for e, t in zip(self.events, self.stamps, strict=True):
+            if isinstance(e, ev.StateChanged) and e.state == "reconnecting" and back is None:
+                lost = t if lost is None else lost
+            if isinstance(e, ev.StateChanged) and e.state == "connected" and lost is not None:
+                back = t
+        if lost is None or back is None:
+            raise AssertionError(f"{self.label}: no reconnection recorded")
+        return back - lost
 
     @property
     def backend(self) -> str:

@@ -163,10 +163,13 @@ class ClusterBus:
         BusUnavailable. Results that are plain command errors (not redirections) are
         returned as exception objects for the caller to judge.
         """
-        deadline = time.monotonic() + timeout_s
+        started = time.monotonic()
+        deadline = started + timeout_s
         attempt = 0
+        node: NodeAddr | None = None
         while True:
             try:
+                node = None
                 node = self.topology.master_for_slot(slot)
                 results = await self._run(node, commands)
                 if any(isinstance(r, NoScriptError) for r in results):
@@ -176,6 +179,10 @@ class ClusterBus:
                 for r in results:
                     if isinstance(r, _REDIRECTS):
                         raise r
+                if attempt:
+                    self.on_event("bus_recovered", {
+                        "slot": slot, "node": node.name, "attempts": attempt,
+                        "waited_s": round(time.monotonic() - started, 3)})
                 return node, results
             except (RedisError, OSError, BusUnavailable) as exc:
                 if isinstance(exc, ResponseError) and not isinstance(exc, _REDIRECTS):
@@ -183,11 +190,12 @@ class ClusterBus:
                 if time.monotonic() >= deadline:
                     raise BusUnavailable(f"slot {slot}: {type(exc).__name__}: {exc}") from exc
                 self.on_event("bus_retry", {"slot": slot, "error": type(exc).__name__})
-                # Full jitter, 25 ms doubling to 400 ms: a failover takes ~2-3 s here.
-                await anyio.sleep(random.uniform(0, min(0.4, 0.025 * 2**attempt)))
+                # Full jitter, 25 ms doubling to 200 ms: a failover takes ~2-3 s here and
+                # writes should resume within a few tens of ms of the promotion.
+                await anyio.sleep(random.uniform(0, min(0.2, 0.025 * 2**attempt)))
                 attempt += 1
                 with contextlib.suppress(BusUnavailable):
-                    await self.topology.refresh()
+                    await self.topology.refresh(failed=node)
 
     async def on_key(self, key: str, *cmd: Any, timeout_s: float | None = None) -> Any:
         """Run one command on the master owning ``key``; raise a returned error."""
@@ -230,7 +238,10 @@ class ClusterBus:
             if remaining <= 0:
                 raise BusUnavailable(f"room {room}: publish not replicated in time")
             node_hint = self._node_hint(keys.slot)
-            with_wait = self._has_replicas.get(node_hint, True) if node_hint else True
+            # Unknown node (first write, or just promoted): no WAIT in the first round; if
+            # the script reports replicas, the dedup round that follows carries the WAIT.
+            # A WAIT on a master without replicas would block for its whole timeout.
+            with_wait = self._has_replicas.get(node_hint, False) if node_hint else False
             args = (user, msg_id, name, kind, text, floor_seq,
                     cfg.stream_soft_max, cfg.stream_hard_max, cfg.dedup_ttl_s)
             cmds: list[tuple[Any, ...]] = [self._publish.call(script_keys, args)]
@@ -247,6 +258,8 @@ class ClusterBus:
                 continue
             if status == "not_member":
                 return PublishResult(status, epoch, seq, 0, ts)
+            if self._has_replicas.get(node) != (nrep > 0):
+                self.on_event("replicas_changed", {"node": node.name, "replicas": nrep})
             self._has_replicas[node] = nrep > 0
             if status == "noop":
                 return PublishResult(status, epoch, seq, nrep, ts)
@@ -266,12 +279,14 @@ class ClusterBus:
             else:
                 replicas = 0
                 if not await self._confirm_owner(keys, node):
-                    self.on_event("degraded_unconfirmed", {"room": room, "node": node.name})
+                    self.on_event("degraded_unconfirmed", {"room": room, "node": node.name,
+                                                           "t": round(time.time(), 3)})
                     await anyio.sleep(0.1)
                     with contextlib.suppress(BusUnavailable):
                         await self.topology.refresh()
                     continue
-                self.on_event("degraded_commit", {"room": room, "node": node.name})
+                self.on_event("degraded_commit", {"room": room, "node": node.name,
+                                                  "log": False})
             await self._commit_upto(keys, seq, node, deadline)
             return PublishResult(status, epoch, seq, replicas, ts)
 

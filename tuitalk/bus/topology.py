@@ -141,9 +141,11 @@ class Topology:
 
     # -- refreshing ---------------------------------------------------------------------------
 
-    async def refresh(self, *, force: bool = False) -> None:
+    async def refresh(self, *, force: bool = False, failed: NodeAddr | None = None) -> None:
         """Reload the slot map from the first node that answers ``CLUSTER SLOTS``.
 
+        ``failed`` names a node that just failed a command: its replicas are asked first,
+        because the one that wins the failover election knows the new map before anyone.
         Raises BusUnavailable when no known node answers.
         """
         started = time.monotonic()
@@ -154,7 +156,7 @@ class Topology:
             wait = self._last_refresh + MIN_REFRESH_INTERVAL_S - time.monotonic()
             if wait > 0 and not force:
                 await anyio.sleep(wait)
-            candidates = self._candidates()
+            candidates = self._candidates(failed)
             errors: list[str] = []
             for node in candidates:
                 try:
@@ -170,10 +172,13 @@ class Topology:
             self._last_refresh = time.monotonic()
             raise BusUnavailable("no Redis node answered CLUSTER SLOTS: " + "; ".join(errors))
 
-    def _candidates(self) -> list[NodeAddr]:
-        # Masters first (their view of a failover is the freshest), then replicas, then seeds.
+    def _candidates(self, failed: NodeAddr | None = None) -> list[NodeAddr]:
+        # The failed node's replicas first (see refresh), then masters, replicas, seeds.
+        first = self.replicas_of(failed) if failed is not None else []
         out: list[NodeAddr] = []
-        for n in [*self.masters(), *self.known_nodes(), *self._seeds]:
+        for n in [*first, *self.masters(), *self.known_nodes(), *self._seeds]:
+            if n == failed:
+                continue
             if n not in out:
                 out.append(n)
         return out

@@ -106,7 +106,9 @@ class Backend:
             self.metrics.bus_retries.labels(error=str(fields.get("error"))).inc()
             return  # too frequent during a failover to log each one
         if event == "degraded_commit":
+            # Counted each time; logged once per node as "replicas_changed".
             self.metrics.degraded_commits.inc()
+            return
         log_event(event, backend=self.config.name, **fields)
 
     # -- running ---------------------------------------------------------------------------
