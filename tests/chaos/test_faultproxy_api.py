@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import signal
 import socket
-import subprocess
 from pathlib import Path
 
 import anyio
@@ -19,7 +18,12 @@ import requests
 from toxiproxy.exceptions import InvalidToxic, NotFound, ProxyExists
 from toxiproxy.server import Toxiproxy
 
-from chaos.faultproxy import FaultProxyProcess, FaultProxyServer, ProcessStartError
+from chaos.faultproxy import (
+    FaultProxyProcess,
+    FaultProxyServer,
+    ProcessStartError,
+    ServerError,
+)
 from chaos.faultproxy.process import READY_PATTERN
 from tests.chaos.faultproxy_harness import Api, TcpServers, echo
 
@@ -522,6 +526,18 @@ def test_async_server_in_process(echo_upstream: str) -> None:
     anyio.run(main)
 
 
+def test_async_server_reports_config_errors_plainly(tmp_path: Path) -> None:
+    config = tmp_path / "dup.json"
+    config.write_text('[{"name": "a", "upstream": "x:1"}, {"name": "a", "upstream": "x:1"}]')
+
+    async def main() -> None:
+        with pytest.raises(ServerError, match='duplicate proxy name "a"'):
+            async with FaultProxyServer("127.0.0.1", port=0, config_path=config):
+                pass
+
+    anyio.run(main)
+
+
 def test_cli_subprocess_with_config(tmp_path: Path, echo_upstream: str) -> None:
     config = tmp_path / "proxies.json"
     config.write_text(
@@ -543,10 +559,13 @@ def test_cli_subprocess_with_config(tmp_path: Path, echo_upstream: str) -> None:
 def test_cli_rejects_a_broken_config(tmp_path: Path) -> None:
     config = tmp_path / "broken.json"
     config.write_text('[{"listen": "127.0.0.1:0"}]')  # no name: Go would log and carry on
-    process = FaultProxyProcess(config_path=config, stderr=subprocess.DEVNULL)
-    with pytest.raises(ProcessStartError, match="exited before it was ready"):
-        process.start()
+    log = tmp_path / "stderr.log"
+    with log.open("wb") as stderr:
+        process = FaultProxyProcess(config_path=config, stderr=stderr.fileno())
+        with pytest.raises(ProcessStartError, match=r"exited before it was ready \(code 1\)"):
+            process.start()
     assert process.pid is None  # already reaped by start()
+    assert log.read_text().strip() == "faultproxy: error: missing required field: name at proxy 1"
 
 
 def test_cli_exits_cleanly_on_sigint() -> None:
