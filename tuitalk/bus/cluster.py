@@ -232,6 +232,7 @@ class ClusterBus:
         cfg = self.config
         deadline = time.monotonic() + cfg.publish_timeout_s
         floor_seq = -1
+        wrote = False  # a round of this call wrote the event (later rounds see "dup")
         script_keys = (keys.meta, keys.stream, keys.members, keys.dedup(user, msg_id))
         while True:
             remaining = deadline - time.monotonic()
@@ -258,6 +259,10 @@ class ClusterBus:
                 continue
             if status == "not_member":
                 return PublishResult(status, epoch, seq, 0, ts)
+            if status == "ok":
+                wrote = True
+            elif status == "dup" and wrote:
+                status = "ok"
             if self._has_replicas.get(node) != (nrep > 0):
                 self.on_event("replicas_changed", {"node": node.name, "replicas": nrep})
             self._has_replicas[node] = nrep > 0

@@ -283,12 +283,13 @@ class ClientConnection:
         bus = self.backend.bus
         res = await self.backend.publish(join.room, user=self.user, msg_id=_event_id(),
                                          name=self.name, kind="join", text="")
-        if res.status == "ok":
+        fresh = res.status in ("ok", "dup")  # "dup": a retried join that did write
+        if fresh:
             await bus.register_room(join.room)
         await bus.add_user_room(self.user, join.room)
         if join.room in self.rooms:
             self._detach(join.room)
-        if res.status == "ok" and join.since is None:
+        if fresh and join.since is None:
             # Start right before our own join event, so the client sees it.
             await self._attach(join.room, since=p.Cursor(res.epoch, res.seq - 1), fresh=True)
         else:
