@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tuitalk.launcher.cluster import ClusterSpec, LocalCluster
+from tuitalk.launcher.cluster import ClusterSpec, LocalCluster, repo_root
 
 
 @pytest.fixture
@@ -16,6 +16,7 @@ def anyio_backend() -> str:
 
 
 def make_cluster(base: Path, **overrides: object) -> LocalCluster:
+    web = repo_root() / "clients" / "web"
     spec = ClusterSpec(
         base=base,
         masters=3,
@@ -24,6 +25,9 @@ def make_cluster(base: Path, **overrides: object) -> LocalCluster:
         ephemeral=True,
         # Tests send faster than people do; the rate limit itself has its own test.
         backend_args=["--rate", "2000", "--burst", "4000", "--stream-max", "300"],
+        # nginx serves the browser client when it is built (clients/web).
+        web_root=web / "static" if (web / "static").is_dir() else None,
+        pyodide_dir=web / "node_modules" / "pyodide",
     )
     for k, v in overrides.items():
         setattr(spec, k, v)
