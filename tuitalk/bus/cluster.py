@@ -72,6 +72,8 @@ class BusConfig:
     #: very long); bounds Redis memory at the cost of archive completeness.
     stream_hard_max: int = 200_000
     dedup_ttl_s: int = 86_400
+    #: Reported node address -> address to connect to (fault proxies in chaos runs).
+    address_map: tuple[tuple[NodeAddr, NodeAddr], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +110,7 @@ class ClusterBus:
             config.seeds,
             socket_timeout_s=config.socket_timeout_s,
             connect_timeout_s=config.connect_timeout_s,
+            address_map=dict(config.address_map),
         )
         self._publish = _Script("publish.lua")
         self._commit = _Script("commit.lua")

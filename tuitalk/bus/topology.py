@@ -66,10 +66,16 @@ class Topology:
         socket_timeout_s: float = 1.0,
         connect_timeout_s: float = 0.5,
         max_connections_per_node: int = 64,
+        address_map: dict[NodeAddr, NodeAddr] | None = None,
     ) -> None:
         if not seeds:
             raise ValueError("at least one seed node is required")
-        self._seeds = list(seeds)
+        #: Where to really connect for a node the cluster reports (a fault proxy in front of
+        #: it in chaos runs). Remapping on the client keeps the cluster bus and replication
+        #: direct, so a network fault between backends and Redis does not also cut the
+        #: replicas off their masters.
+        self.address_map = dict(address_map or {})
+        self._seeds = [self.address_map.get(s, s) for s in seeds]
         self._socket_timeout_s = socket_timeout_s
         self._connect_timeout_s = connect_timeout_s
         self._max_connections = max_connections_per_node
@@ -188,7 +194,7 @@ class Topology:
         replicas: dict[NodeAddr, list[NodeAddr]] = {}
         for entry in raw:
             start, end = int(entry[0]), int(entry[1])
-            nodes = [NodeAddr(_host(n[0]), int(n[1])) for n in entry[2:] if n and n[0]]
+            nodes = [self._map(NodeAddr(_host(n[0]), int(n[1]))) for n in entry[2:] if n and n[0]]
             if not nodes:
                 continue
             master = nodes[0]
@@ -208,6 +214,10 @@ class Topology:
             )
             changed, self._changed = self._changed, anyio.Event()
             changed.set()
+
+
+    def _map(self, node: NodeAddr) -> NodeAddr:
+        return self.address_map.get(node, node)
 
 
 def _host(raw: Any) -> str:

@@ -46,8 +46,13 @@ class ClusterSpec:
     backend_args: list[str] = field(default_factory=list)
     web_root: Path | None = None
     pyodide_dir: Path | None = None
-    #: Redis port -> port the node announces (a fault proxy in front of it).
+    #: Redis port -> port the node announces. (Chaos runs prefer ``backend_redis_map``,
+    #: which keeps replication direct.)
     redis_announce: dict[int, int] = field(default_factory=dict)
+    #: Redis port -> port backends connect to instead (a fault proxy in front of it).
+    backend_redis_map: dict[int, int] = field(default_factory=dict)
+    #: Ports nginx proxies to instead of the backends' own (fault proxies).
+    nginx_upstreams: list[int] = field(default_factory=list)
     #: Fixed ports (chaos runs need to know them before start); empty: allocate.
     redis_ports: list[int] = field(default_factory=list)
     backend_ports: list[int] = field(default_factory=list)
@@ -104,7 +109,7 @@ class LocalCluster:
             name = f"backend-{i + 1}"
             self.backends.append(BackendProc(name, port, self._backend_process(name, port)))
         self.nginx = NginxServer(
-            spec.base / "nginx", self.nginx_port, backend_ports,
+            spec.base / "nginx", self.nginx_port, spec.nginx_upstreams or backend_ports,
             web_root=spec.web_root, pyodide_dir=spec.pyodide_dir,
         )
         self.started = False
@@ -133,6 +138,10 @@ class LocalCluster:
             sys.executable, "-m", "tuitalk", "serve", "--name", name, "--port", str(port),
             "--redis", seeds, "--pg", pg, "--origins", origins, *spec.backend_args,
         ]
+        if spec.backend_redis_map:
+            argv += ["--redis-map", ",".join(
+                f"127.0.0.1:{real}=127.0.0.1:{proxy}"
+                for real, proxy in spec.backend_redis_map.items())]
         env = dict(os.environ)
         env.update(spec.backend_env)
         env.setdefault("PYTHONUNBUFFERED", "1")

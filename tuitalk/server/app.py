@@ -54,6 +54,7 @@ class Backend:
                 seeds=config.redis_seeds,
                 publish_timeout_s=config.publish_timeout_s,
                 stream_soft_max=config.stream_soft_max,
+                address_map=config.redis_map,
             )
         )
         self.bus.on_event = self._bus_event

@@ -20,6 +20,8 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 9001
     redis_seeds: tuple[NodeAddr, ...] = ()
+    #: ``real=proxy`` pairs: connect to ``proxy`` whenever the cluster names ``real``.
+    redis_map: tuple[tuple[NodeAddr, NodeAddr], ...] = ()
     #: PostgreSQL DSN; empty runs without an archive (history only from the streams).
     pg_dsn: str = ""
     #: WebSocket ping interval and timeout. The client core pings too; this catches
@@ -64,6 +66,8 @@ class ServerConfig:
         ap.add_argument("--port", type=int, default=int(env.get(ENV_PREFIX + "PORT", cls.port)))
         ap.add_argument("--redis", default=env.get(ENV_PREFIX + "REDIS", "127.0.0.1:7000"),
                         help="comma-separated seed nodes host:port")
+        ap.add_argument("--redis-map", default=env.get(ENV_PREFIX + "REDIS_MAP", ""),
+                        help="comma-separated host:port=host:port address remaps")
         ap.add_argument("--pg", default=env.get(ENV_PREFIX + "PG", ""), help="PostgreSQL DSN")
         ap.add_argument("--origins", default=env.get(ENV_PREFIX + "ORIGINS", ""),
                         help="comma-separated allowed browser origins (empty: any)")
@@ -81,9 +85,14 @@ class ServerConfig:
                         default=int(env.get(ENV_PREFIX + "STREAM_MAX", cls.stream_soft_max)))
         a = ap.parse_args(argv)
         seeds = tuple(NodeAddr.parse(s) for s in a.redis.split(",") if s.strip())
+        remap = tuple(
+            (NodeAddr.parse(pair.split("=", 1)[0]), NodeAddr.parse(pair.split("=", 1)[1]))
+            for pair in a.redis_map.split(",") if "=" in pair
+        )
         origins = tuple(o.strip() for o in a.origins.split(",") if o.strip())
         return cls(
-            name=a.name, host=a.host, port=a.port, redis_seeds=seeds, pg_dsn=a.pg,
+            name=a.name, host=a.host, port=a.port, redis_seeds=seeds, redis_map=remap,
+            pg_dsn=a.pg,
             allowed_origins=origins, heartbeat_s=a.heartbeat, heartbeat_timeout_s=a.heartbeat,
             rate_per_s=a.rate, rate_burst=a.burst, max_conns_per_ip=a.max_conns_per_ip,
             ring_max_frames=a.ring_frames, stream_soft_max=a.stream_max,

@@ -1,0 +1,1 @@
+"""Nemesis platforms: where the nodes run and how to break them."""
