@@ -52,6 +52,9 @@ __all__ = ["BusConfig", "ClusterBus", "PublishResult"]
 log = logging.getLogger("tuitalk.bus")
 
 _REDIRECTS: Final = (MovedError, AskError, ClusterDownError, TryAgainError, ReadOnlyError)
+#: A command pending this long may be stuck on a frozen node: start watching the slot map.
+WATCH_AFTER_S: Final = 0.15
+WATCH_EVERY_S: Final = 0.15
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +151,45 @@ class ClusterBus:
             results: list[Any] = await pipe.execute(raise_on_error=False)
         return results
 
+    async def _run_watched(
+        self, slot: int, node: NodeAddr, commands: Sequence[tuple[Any, ...]]
+    ) -> list[Any]:
+        """Run ``commands`` on ``node``, but give up as soon as ``slot`` moves elsewhere.
+
+        A frozen master accepts connections but answers nothing, so a command would wait
+        for the whole socket timeout even after its replica took over. While a command is
+        pending past :data:`WATCH_AFTER_S`, the slot map is re-read every
+        :data:`WATCH_EVERY_S`; if the slot has a new master, the command is abandoned
+        (its outcome is unknown, which the callers' dedup keys make safe to retry).
+        """
+        results: list[Any] | None = None
+        try:
+            async with anyio.create_task_group() as tg:
+
+                async def watch() -> None:
+                    await anyio.sleep(WATCH_AFTER_S)
+                    while True:
+                        with contextlib.suppress(BusUnavailable):
+                            await self.topology.refresh(failed=node)
+                        if self._node_hint(slot) not in (node, None):
+                            tg.cancel_scope.cancel()
+                            return
+                        await anyio.sleep(WATCH_EVERY_S)
+
+                tg.start_soon(watch)
+                results = await self._run(node, commands)
+                tg.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            # Only the command can fail (the watcher swallows its errors): unwrap it so
+            # that callers see the plain Redis error they classify.
+            if len(group.exceptions) == 1 and isinstance(group.exceptions[0], Exception):
+                raise group.exceptions[0] from None
+            raise
+        if results is None:
+            self.on_event("bus_abandoned", {"slot": slot, "node": node.name})
+            raise BusUnavailable(f"slot {slot} moved away from {node.name} mid-command")
+        return results
+
     async def _load_scripts(self, node: NodeAddr) -> None:
         client = self.topology.client(node)
         for s in self._scripts:
@@ -174,11 +216,11 @@ class ClusterBus:
             try:
                 node = None
                 node = self.topology.master_for_slot(slot)
-                results = await self._run(node, commands)
+                results = await self._run_watched(slot, node, commands)
                 if any(isinstance(r, NoScriptError) for r in results):
                     # A promoted replica has an empty script cache.
                     await self._load_scripts(node)
-                    results = await self._run(node, commands)
+                    results = await self._run_watched(slot, node, commands)
                 for r in results:
                     if isinstance(r, _REDIRECTS):
                         raise r
@@ -350,15 +392,20 @@ class ClusterBus:
         others = [n for n in self.topology.known_nodes() if n != node]
         random.shuffle(others)
         for other in others[:3]:
+            answered = False
             try:
-                await self.topology.client(other).execute_command(  # type: ignore[no-untyped-call]
-                    "EXISTS", keys.meta
-                )
+                with anyio.move_on_after(0.3):  # a frozen node must not stall the commit
+                    await self.topology.client(other).execute_command(  # type: ignore[no-untyped-call]
+                        "EXISTS", keys.meta
+                    )
+                    answered = True
             except MovedError as moved:
-                return (str(moved.host), int(moved.port)) == (node.host, node.port)
+                owner = NodeAddr(str(moved.host), int(moved.port))
+                return self.topology.address_map.get(owner, owner) == node
             except (RedisError, OSError):
                 continue
-            return False  # it served the key itself, so it owns the slot, not `node`
+            if answered:
+                return False  # it served the key itself: it owns the slot, not `node`
         # No other node known or reachable: a single-master cluster has nobody to ask,
         # anything else is a partition, where committing unconfirmed writes is unsafe.
         return not others

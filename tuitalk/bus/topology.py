@@ -35,6 +35,8 @@ log = logging.getLogger("tuitalk.bus")
 #: Shortest interval between two slot map refreshes. During a failover every publish and
 #: every subscriber fails at once; without a floor they would hammer the survivors.
 MIN_REFRESH_INTERVAL_S: Final = 0.1
+#: How long one node may take to answer CLUSTER SLOTS before we ask the next.
+SLOTS_TIMEOUT_S: Final = 0.3
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -165,12 +167,19 @@ class Topology:
             candidates = self._candidates(failed)
             errors: list[str] = []
             for node in candidates:
+                raw = None
                 try:
-                    raw = await self.client(node).execute_command(  # type: ignore[no-untyped-call]
-                        "CLUSTER", "SLOTS"
-                    )
+                    # A healthy node answers in milliseconds; a frozen one never does, and
+                    # must not hold up the refresh for a whole socket timeout.
+                    with anyio.move_on_after(SLOTS_TIMEOUT_S):
+                        raw = await self.client(node).execute_command(  # type: ignore[no-untyped-call]
+                            "CLUSTER", "SLOTS"
+                        )
                 except (RedisError, OSError) as exc:
                     errors.append(f"{node.name}: {type(exc).__name__}")
+                    continue
+                if raw is None:
+                    errors.append(f"{node.name}: no answer in {SLOTS_TIMEOUT_S}s")
                     continue
                 self._apply(raw)
                 self._last_refresh = time.monotonic()

@@ -35,7 +35,7 @@ from tuitalk.protocol import CloseCode
 from tuitalk.server.config import ServerConfig
 from tuitalk.server.connection import ClientConnection
 from tuitalk.server.hub import FeedHub
-from tuitalk.server.logs import log_event
+from tuitalk.logs import log_event
 from tuitalk.server.metrics import Metrics
 from tuitalk.store.archiver import Archiver
 from tuitalk.store.db import Store
@@ -244,7 +244,7 @@ class _NoStore(Store):
 
 def main(argv: list[str] | None = None) -> None:
     """``tuitalk serve``: run one backend until SIGTERM/SIGINT."""
-    from tuitalk.server.logs import setup_logging
+    from tuitalk.logs import setup_logging
 
     setup_logging()
     config = ServerConfig.from_args(argv)

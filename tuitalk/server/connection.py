@@ -33,7 +33,7 @@ from tuitalk.protocol import CloseCode, ErrorCode
 from tuitalk.server.delivery import RoomDelivery, Verdict
 from tuitalk.server.history import HistoryGap, history_page, read_range
 from tuitalk.server.identity import hash_secret, new_identity, parse_token, suggest_name, verify
-from tuitalk.server.logs import log_event
+from tuitalk.logs import log_event
 from tuitalk.server.ratelimit import AbuseMeter, TokenBucket
 from tuitalk.server.ringbuffer import RingBuffer
 

@@ -25,7 +25,7 @@ from tuitalk.errors import BusUnavailable, StoreError
 from tuitalk.protocol import Msg, encode
 from tuitalk.server.feeds import RoomFeed, Step
 from tuitalk.server.history import read_range
-from tuitalk.server.logs import log_event
+from tuitalk.logs import log_event
 from tuitalk.server.metrics import Metrics
 from tuitalk.store.db import Store
 

@@ -18,6 +18,7 @@ import anyio
 import asyncpg
 
 from tuitalk.errors import StoreError, StoreUnavailable
+from tuitalk.logs import log_event
 from tuitalk.protocol import KINDS, Kind, Msg
 
 __all__ = ["Store"]
@@ -103,7 +104,7 @@ class Store:
                 # Do not retry a connect more than twice a second per backend.
                 self._next_attempt = now + 0.5
                 raise StoreUnavailable(f"PostgreSQL unreachable: {type(exc).__name__}") from exc
-            log.info('{"event": "store_connected"}')
+            log_event("store_connected")
             self._pool = pool
             return pool
 
