@@ -6,6 +6,7 @@ import json
 import secrets
 import sys
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 
@@ -135,7 +136,8 @@ def strict_backend(cluster: LocalCluster) -> Iterator[str]:
         "strict",
         [sys.executable, "-m", "tuitalk", "serve", "--name", "strict", "--port", str(port),
          "--redis", cluster.redis_seeds, "--max-conns-per-ip", "3", "--rate", "5",
-         "--burst", "5", "--origins", "http://good.example"],
+         "--burst", "5", "--origins", "http://good.example", "--ring-frames", "64",
+         "--heartbeat", "60"],
         log_path=cluster.spec.base / "backends" / "strict.log",
     )
     proc.start()
@@ -149,6 +151,7 @@ def strict_backend(cluster: LocalCluster) -> Iterator[str]:
             assert time.monotonic() < deadline, "strict backend not ready"
             time.sleep(0.05)
         yield f"ws://127.0.0.1:{port}/ws"
+        assert proc.alive(), "the strict backend died"
     finally:
         proc.stop()
 
@@ -189,3 +192,36 @@ async def test_rate_limit_answers_rate_limited(strict_backend: str) -> None:
                 if frame["t"] == "error":
                     codes.append(frame["code"])
         assert ErrorCode.RATE_LIMITED in codes
+
+
+async def test_slow_consumer_is_closed_with_4008_not_silently_dropped(
+    cluster: LocalCluster, strict_backend: str,
+) -> None:
+    room = "s" + secrets.token_hex(4)
+    # The slow client reads nothing: websockets stops reading its socket after one queued
+    # message, the kernel buffers fill, the backend's ring buffer (64 frames here) too.
+    slow = await connect(strict_backend, ping_interval=None, max_queue=1, compression=None)
+    await slow.send(json.dumps({"t": "hello", "v": 1, "name": "slow"}))
+    await slow.send(json.dumps({"t": "join", "room": room}))
+    async with chat_client(cluster.url, "fast", name="fast") as fast:
+        fast.driver.join(room)
+        await fast.wait_joined(room)
+        await anyio.sleep(0.5)
+        ids = [fast.say(room, f"{i} " + "x" * 3000) for i in range(1500)]
+        metrics = strict_backend.replace("ws://", "http://").replace("/ws", "/metrics")
+
+        def overflowed() -> bool:
+            with urllib.request.urlopen(metrics, timeout=2) as r:
+                return "tuitalk_ring_overflows_total 1.0" in r.read().decode()
+
+        await fast.wait_for(overflowed, 60, "ring overflow")
+        with pytest.raises(ConnectionClosed) as info:
+            with anyio.fail_after(20):
+                while True:
+                    await slow.recv()
+        assert info.value.rcvd is not None
+        assert info.value.rcvd.code == CloseCode.SLOW_CONSUMER
+        # The fast client and the room were not slowed down or disturbed.
+        await fast.wait_acked(ids, timeout=60)
+        await fast.wait_for(lambda: len(fast.texts(room)) == 1500, 30)
+        assert fast.session.reconnects == 0

@@ -108,7 +108,25 @@ class ClientConnection:
             self.ring.close()
             if self._closing is not None:
                 with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
-                    await self.ws.close(*self._closing)
+                    await self._close_handshake(*self._closing)
+
+    async def _close_handshake(self, code: int, reason: str) -> None:
+        """Close with ``code``, discarding what the client still sends meanwhile.
+
+        Nobody reads the socket any more, and websockets stops reading once its queue is
+        full, so without draining it would never see the client's close frame and would
+        hang until its close timeout.
+        """
+        async with anyio.create_task_group() as tg:
+
+            async def drain() -> None:
+                with contextlib.suppress(ConnectionClosed):
+                    async for _ in self.ws:
+                        pass
+
+            tg.start_soon(drain)
+            await self.ws.close(code, reason)
+            tg.cancel_scope.cancel()
 
     def close(self, code: int, reason: str) -> None:
         """Close the connection soon (from any task); idempotent."""

@@ -1,0 +1,100 @@
+"""`tuitalk up` / `tuitalk status` as a user runs them, and each backend's HTTP endpoints."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import chat_client
+from tuitalk.launcher.cluster import LocalCluster
+from tuitalk.launcher.ports import PortAllocator
+
+pytestmark = [pytest.mark.integration]
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    # A zombie is dead for our purposes.
+    try:
+        return "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]
+    except OSError:
+        return False
+
+
+def test_tuitalk_up_status_and_ctrl_c(tmp_path: Path) -> None:
+    port = PortAllocator().port()
+    env = dict(os.environ, TUITALK_HOME=str(tmp_path))
+    up = subprocess.Popen(
+        [sys.executable, "-m", "tuitalk", "up", "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    )
+    lines: list[str] = []
+    try:
+        assert up.stdout is not None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = up.stdout.readline()
+            assert line, "tuitalk up exited:\n" + "".join(lines)
+            lines.append(line)
+            if "Press Ctrl-C" in line:
+                break
+        text = "".join(lines)
+        assert f"ws://127.0.0.1:{port}/ws" in text
+        assert "tuitalk-cli" in text
+        state = json.loads((tmp_path / "local" / "cluster.json").read_text())
+        pids = [n["pid"] for n in state["nodes"]]
+        assert len(pids) == 11 and all(_pid_alive(p) for p in pids)
+
+        status = subprocess.run([sys.executable, "-m", "tuitalk", "status"], env=env,
+                                capture_output=True, text=True, timeout=30, check=True)
+        rows = [ln for ln in status.stdout.splitlines() if ln.startswith(("backend", "redis"))]
+        assert sum("ready" in r for r in rows) == 3
+        assert sum("master" in r for r in rows) == 3
+        assert sum("replica" in r for r in rows) == 3
+
+        import anyio
+
+        async def chat() -> None:
+            async with chat_client(f"ws://127.0.0.1:{port}/ws", "u", name="user") as c:
+                c.driver.join("lobby")
+                await c.wait_joined("lobby")
+                c.say("lobby", "hello from the README")
+                await c.wait_texts("lobby", ["hello from the README"])
+
+        anyio.run(chat)
+    finally:
+        up.send_signal(signal.SIGINT)
+        out, _ = up.communicate(timeout=60)
+    assert up.returncode == 0, out
+    assert "Stopped." in out
+    time.sleep(0.5)
+    assert not any(_pid_alive(p) for p in pids), "a node outlived `tuitalk up`"
+    status = subprocess.run([sys.executable, "-m", "tuitalk", "status"], env=env,
+                            capture_output=True, text=True, timeout=30, check=False)
+    assert status.returncode == 1 and "no local cluster" in status.stdout
+
+
+def test_health_ready_and_metrics_endpoints(cluster: LocalCluster) -> None:
+    b = cluster.backends[0]
+    for path, expect in (("/healthz", 200), ("/readyz", 200)):
+        with urllib.request.urlopen(f"http://127.0.0.1:{b.port}{path}", timeout=2) as r:
+            assert r.status == expect
+    text = b.metrics()
+    for name in ("tuitalk_connections", "tuitalk_messages_in_total",
+                 "tuitalk_fanout_latency_seconds_bucket", "tuitalk_ring_overflows_total",
+                 "tuitalk_gap_fills_total", "tuitalk_subscriber_rehomes_total",
+                 "tuitalk_archive_lag_messages", "tuitalk_degraded_commits_total"):
+        assert name in text, name
+    with urllib.request.urlopen(f"http://127.0.0.1:{cluster.nginx_port}/healthz", timeout=2) as r:
+        assert r.status == 200
