@@ -31,11 +31,11 @@ from websockets.http11 import Request, Response
 
 from tuitalk.bus.cluster import BusConfig, ClusterBus, PublishResult
 from tuitalk.errors import BusUnavailable, StoreError
+from tuitalk.logs import log_event
 from tuitalk.protocol import CloseCode
 from tuitalk.server.config import ServerConfig
 from tuitalk.server.connection import ClientConnection
 from tuitalk.server.hub import FeedHub
-from tuitalk.logs import log_event
 from tuitalk.server.metrics import Metrics
 from tuitalk.store.archiver import Archiver
 from tuitalk.store.db import Store

@@ -29,11 +29,11 @@ from websockets.exceptions import ConnectionClosed
 from tuitalk import protocol as p
 from tuitalk.bus.entries import Epochs
 from tuitalk.errors import BusError, BusUnavailable, RemoteProtocolError, StoreError
+from tuitalk.logs import log_event
 from tuitalk.protocol import CloseCode, ErrorCode
 from tuitalk.server.delivery import RoomDelivery, Verdict
 from tuitalk.server.history import HistoryGap, history_page, read_range
 from tuitalk.server.identity import hash_secret, new_identity, parse_token, suggest_name, verify
-from tuitalk.logs import log_event
 from tuitalk.server.ratelimit import AbuseMeter, TokenBucket
 from tuitalk.server.ringbuffer import RingBuffer
 

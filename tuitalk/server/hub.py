@@ -22,10 +22,10 @@ from tuitalk.bus.entries import Epochs, decode_live
 from tuitalk.bus.keys import RoomKeys
 from tuitalk.bus.subscriber import ShardedSubscriber
 from tuitalk.errors import BusUnavailable, StoreError
+from tuitalk.logs import log_event
 from tuitalk.protocol import Msg, encode
 from tuitalk.server.feeds import RoomFeed, Step
 from tuitalk.server.history import read_range
-from tuitalk.logs import log_event
 from tuitalk.server.metrics import Metrics
 from tuitalk.store.db import Store
 
