@@ -159,13 +159,15 @@ class Nemesis:
     # -- network faults ------------------------------------------------------------------------
 
     def toxic(self, proxies: list[str], toxic: str, attributes: dict[str, int | float],
-              duration_s: float, *, stream: str = "downstream", toxicity: float = 1.0) -> None:
-        """Add a toxic to each proxy for ``duration_s``, then remove it."""
+              duration_s: float, *, streams: tuple[str, ...] = ("downstream",),
+              toxicity: float = 1.0) -> None:
+        """Add a toxic to each proxy (each of ``streams``) for ``duration_s``, then remove it."""
         if self.network is None:
             raise RuntimeError("this deployment has no fault proxies")
-        with self.window(f"toxic:{toxic}", ",".join(proxies), stream=stream, **attributes):
-            handles = [self.network.add(p, toxic, attributes, stream=stream, toxicity=toxicity)
-                       for p in proxies]
+        with self.window(f"toxic:{toxic}", ",".join(proxies), streams=",".join(streams),
+                         **attributes):
+            handles = [self.network.add(p, toxic, attributes, stream=st, toxicity=toxicity)
+                       for p in proxies for st in streams]
             try:
                 time.sleep(duration_s)
             finally:

@@ -119,6 +119,8 @@ class CloseCode:
     INTERNAL_ERROR: Final = 1011
     #: Graceful shutdown: reconnect at once, another backend takes over.
     SERVICE_RESTART: Final = 1012
+    #: The backend could not serve the hello (Redis unavailable): reconnect with backoff.
+    TRY_AGAIN_LATER: Final = 1013
     #: The per-connection ring buffer overflowed: the server never drops silently, it closes
     #: instead; the client reconnects at once and recovers by sequence number.
     SLOW_CONSUMER: Final = 4008

@@ -211,6 +211,10 @@ class ClientConnection:
                     ref = getattr(frame, "id", "") or getattr(frame, "room", "")
                     log_event("op_unavailable", op=frame.T, error=str(exc)[:200])
                     self._error(ErrorCode.UNAVAILABLE, "storage busy, retry", ref)
+                    if isinstance(frame, p.Hello) and not self.welcomed:
+                        # Without a welcome the client can do nothing here: let it
+                        # reconnect (with backoff), maybe to a backend that can serve it.
+                        self.close(CloseCode.TRY_AGAIN_LATER, "identity store unavailable")
                 except (BusError, StoreError) as exc:
                     log.exception("op %s failed", frame.T)
                     self._error(ErrorCode.INTERNAL, type(exc).__name__,
