@@ -68,6 +68,10 @@ PROTOCOL_VERSION: Final = 1
 #: (``\ud83d\ude00``, 12 bytes), so a valid message can reach 48,000 bytes; 64 KiB leaves
 #: room for the envelope.
 MAX_FRAME_BYTES: Final = 64 * 1024
+#: Largest server frame a client parses (history pages are the big ones; the server keeps
+#: each page under :data:`MAX_HISTORY_FRAME_BYTES`).
+MAX_SERVER_FRAME_BYTES: Final = 1024 * 1024
+MAX_HISTORY_FRAME_BYTES: Final = 512 * 1024
 MAX_TEXT_CHARS: Final = 4000
 MAX_NAME_CHARS: Final = 32
 #: Largest page of history one request may ask for; bigger pages are refused, not truncated,
@@ -663,11 +667,11 @@ _SERVER_PARSERS: Final[dict[str, Any]] = {
 }
 
 
-def _load(data: str | bytes) -> dict[str, Any]:
+def _load(data: str | bytes, cap: int) -> dict[str, Any]:
     if isinstance(data, bytes | bytearray | memoryview):
         raise RemoteProtocolError(ErrorCode.BINARY_FRAME, "protocol v1 uses text frames only")
-    if len(data) > MAX_FRAME_BYTES or len(data.encode("utf-8", "surrogatepass")) > MAX_FRAME_BYTES:
-        raise RemoteProtocolError(ErrorCode.TOO_LARGE, f"frame exceeds {MAX_FRAME_BYTES} bytes")
+    if len(data) > cap or len(data.encode("utf-8", "surrogatepass")) > cap:
+        raise RemoteProtocolError(ErrorCode.TOO_LARGE, f"frame exceeds {cap} bytes")
     try:
         obj = json.loads(data)
     except (ValueError, RecursionError) as exc:
@@ -677,8 +681,8 @@ def _load(data: str | bytes) -> dict[str, Any]:
     return obj
 
 
-def _decode(data: str | bytes, parsers: dict[str, Any]) -> Any:
-    obj = _load(data)
+def _decode(data: str | bytes, parsers: dict[str, Any], cap: int) -> Any:
+    obj = _load(data, cap)
     tag = obj.get("t")
     if not isinstance(tag, str):
         raise RemoteProtocolError(ErrorCode.BAD_FRAME, "missing frame type 't'")
@@ -696,13 +700,13 @@ def _decode(data: str | bytes, parsers: dict[str, Any]) -> Any:
 
 def decode_client(data: str | bytes) -> ClientFrame:
     """Decode one client->server frame. Raises only :class:`RemoteProtocolError`."""
-    frame: ClientFrame = _decode(data, _CLIENT_PARSERS)
+    frame: ClientFrame = _decode(data, _CLIENT_PARSERS, MAX_FRAME_BYTES)
     return frame
 
 
 def decode_server(data: str | bytes) -> ServerFrame:
     """Decode one server->client frame. Raises only :class:`RemoteProtocolError`."""
-    frame: ServerFrame = _decode(data, _SERVER_PARSERS)
+    frame: ServerFrame = _decode(data, _SERVER_PARSERS, MAX_SERVER_FRAME_BYTES)
     return frame
 
 

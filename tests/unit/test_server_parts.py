@@ -103,7 +103,7 @@ def test_epochs_continuation_rules() -> None:
 
 def test_room_keys_share_one_slot() -> None:
     k = RoomKeys("lobby")
-    slots = {key_slot(x) for x in (k.meta, k.stream, k.members, k.channel, k.lease,
+    slots = {key_slot(x) for x in (k.meta, k.stream, k.members, k.channel, k.lease, k.joins,
                                    k.dedup("u", "id12345678"))}
     assert slots == {k.slot}
 

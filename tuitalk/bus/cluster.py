@@ -278,7 +278,8 @@ class ClusterBus:
         deadline = time.monotonic() + cfg.publish_timeout_s
         floor_seq = -1
         wrote = False  # a round of this call wrote the event (later rounds see "dup")
-        script_keys = (keys.meta, keys.stream, keys.members, keys.dedup(user, msg_id))
+        script_keys = (keys.meta, keys.stream, keys.members, keys.dedup(user, msg_id),
+                       keys.joins)
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -428,6 +429,15 @@ class ClusterBus:
         keys = RoomKeys(room)
         raw = await self.on_key(keys.members, "HGETALL", keys.members)
         return dict(raw or {})
+
+    async def join_point(self, room: str, user: str) -> tuple[str, int] | None:
+        """``(epoch, seq)`` of the user's join event in ``room``, if a member."""
+        keys = RoomKeys(room)
+        raw = await self.on_key(keys.joins, "HGET", keys.joins, user)
+        if not raw:
+            return None
+        epoch, _, seq = str(raw).rpartition(":")
+        return (epoch, int(seq)) if seq.isdigit() else None
 
     async def is_member(self, room: str, user: str) -> bool:
         keys = RoomKeys(room)

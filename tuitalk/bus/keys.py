@@ -57,6 +57,11 @@ class RoomKeys:
         return self.tag + ":mb"
 
     @property
+    def joins(self) -> str:
+        """Hash user id -> ``epoch:seq`` of the user's join event (while a member)."""
+        return self.tag + ":js"
+
+    @property
     def channel(self) -> str:
         """Shard channel that carries committed events to the backends."""
         return self.tag + ":c"

@@ -275,7 +275,14 @@ class ClientConnection:
                 with contextlib.suppress(BusUnavailable):
                     await bus.remove_user_room(self.user, room)
                 continue
-            await self._attach(room, since=hello.rooms.get(room))
+            since = hello.rooms.get(room)
+            if since is None:
+                # A room the client does not know it is in (its "joined" was lost to a
+                # disconnect): deliver from the user's own join event.
+                point = await bus.join_point(room, self.user)
+                if point is not None:
+                    since = p.Cursor(point[0], max(0, point[1] - 1))
+            await self._attach(room, since=since)
 
     async def _say(self, say: p.Say) -> None:
         if say.room not in self.rooms:
@@ -318,11 +325,10 @@ class ClientConnection:
             await self._attach(join.room, since=join.since)
 
     async def _leave(self, leave: p.Leave) -> None:
-        res = await self.backend.publish(leave.room, user=self.user, msg_id=_event_id(),
-                                         name=self.name, kind="leave", text="")
-        if res.status == "not_member" and leave.room not in self.rooms:
-            self._error(ErrorCode.NOT_MEMBER, f"not a member of {leave.room}", leave.room)
-            return
+        # "not_member" (left already, e.g. a leave retried after a reconnect) is fine:
+        # leaving is idempotent and always answered with "left".
+        await self.backend.publish(leave.room, user=self.user, msg_id=_event_id(),
+                                   name=self.name, kind="leave", text="")
         with contextlib.suppress(BusUnavailable):
             await self.backend.bus.remove_user_room(self.user, leave.room)
         self._detach(leave.room)
@@ -352,8 +358,13 @@ class ClientConnection:
             self._error(ErrorCode.UNAVAILABLE, "older history is unavailable right now",
                         req.room)
             return
+        text = p.encode(p.History(room=req.room, messages=tuple(page), more=more))
+        while len(text) > p.MAX_HISTORY_FRAME_BYTES and len(page) > 1:
+            # Long messages: send fewer per page (the newest), the client asks for more.
+            page = page[len(page) // 2:]
+            text = p.encode(p.History(room=req.room, messages=tuple(page), more=True))
         await self.ring.wait_space(1)
-        self.push(p.encode(p.History(room=req.room, messages=tuple(page), more=more)))
+        self.push(text)
 
     async def _members(self, room: str) -> tuple[p.Member, ...]:
         raw = await self.backend.bus.members(room)

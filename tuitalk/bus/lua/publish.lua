@@ -4,13 +4,13 @@
 -- which publishes everything up to the replicated seq. So no client ever sees a message
 -- that a failover could still roll back, and a sequence number is never shown twice.
 --
--- KEYS: 1 meta hash, 2 stream, 3 members hash, 4 dedup key
+-- KEYS: 1 meta hash, 2 stream, 3 members hash, 4 dedup key, 5 join points hash
 -- ARGV: 1 user, 2 client id, 3 name, 4 kind, 5 text, 6 floor seq for a fresh meta (-1: none),
 --       7 soft max stream length, 8 hard max stream length, 9 dedup ttl seconds
 -- Returns {status, epoch, seq, connected_replicas, ts_ms}
 --   status: "ok" | "dup" (id seen: original epoch/seq) | "noop" (join while member)
 --           | "not_member" | "no_meta" (call again with a floor)
-local meta, stream, members, dedup = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local meta, stream, members, dedup, joins = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local user, id, name, kind, text = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local floor, soft, hard, ttl = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
 
@@ -92,6 +92,12 @@ if kind == 'join' or kind == 'nick' then
   redis.call('HSET', members, user, name)
 elseif kind == 'leave' then
   redis.call('HDEL', members, user)
+  redis.call('HDEL', joins, user)
+end
+if kind == 'join' then
+  -- Where the user's membership began: a client that never got its "joined" reply
+  -- (disconnect) resumes from here instead of from the room's head.
+  redis.call('HSET', joins, user, epoch .. ':' .. seq)
 end
 redis.call('SET', dedup, epoch .. ':' .. seq, 'EX', ttl)
 return {'ok', epoch, seq, nrep, now_ms}
