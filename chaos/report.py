@@ -114,12 +114,23 @@ def timeline(run_dir: Path, title: str = "") -> Path | None:
 def summary_line(name: str, results: dict[str, Any]) -> str:
     """One line per scenario for the suite's summary table."""
     counts = results.get("counts", {})
-    avail = results.get("availability", {})
-    parts = [f"{name:<28} {results.get('verdict', '?'):<8}"]
-    for key in ("acked", "delivered", "lost", "duplicates_shown", "out_of_order", "gaps"):
-        if key in counts:
-            parts.append(f"{key}={counts[key]}")
-    for key, value in avail.items():
-        if isinstance(value, int | float):
-            parts.append(f"{key}={value:.2f}s")
+    anomalies = results.get("anomalies", {})
+    bad = sum(int(v.get("count", 0)) for v in anomalies.values() if isinstance(v, dict))
+    parts = [
+        f"{name:<24} {results.get('verdict', '?'):<8}",
+        f"acked {counts.get('ok', '?')}/{counts.get('invoked', '?')}",
+        f"delivered {counts.get('delivered', '?')}",
+        f"anomalies {bad}",
+    ]
+    for w in results.get("availability", []):
+        send = w.get("send_resume_s", {})
+        recv = w.get("recv_resume_s", {})
+        parts.append(
+            f"[{w.get('fault')} {w.get('target')}: recv p99 {_s(recv.get('p99'))},"
+            f" send p99 {_s(send.get('p99'))}, never {recv.get('never', 0)}]"
+        )
     return " ".join(parts)
+
+
+def _s(value: Any) -> str:
+    return f"{value:.2f}s" if isinstance(value, int | float) else "-"
