@@ -163,7 +163,8 @@ class SyncDriver:
             self._flush()
         try:
             ws = connect(
-                self.url, open_timeout=self.open_timeout_s, ping_interval=None,
+                self.session.connect_url(self.url), open_timeout=self.open_timeout_s,
+                ping_interval=None,
                 close_timeout=1, compression=None, max_size=2**20, max_queue=MAX_QUEUE,
                 proxy=None,
             )

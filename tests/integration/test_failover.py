@@ -190,3 +190,32 @@ async def test_graceful_backend_stop_sends_1012_and_clients_rehome_at_once(
         del t0
         c.say(room, "after restart")
         await c.wait_texts(room, ["after restart"])
+
+
+async def test_frozen_backend_is_left_within_the_heartbeat_timeout(
+    healed: LocalCluster, measure,  # type: ignore[no-untyped-def]
+) -> None:
+    cluster = healed
+    room = room_name()
+    async with chat_client(cluster.url, "f", name="f") as c, \
+            chat_client(cluster.url, "g", name="g") as other:
+        c.driver.join(room)
+        await c.wait_joined(room)
+        other.driver.join(room)
+        await other.wait_joined(room)
+        target = c.backend
+        t0 = time.monotonic()
+        cluster.freeze(target)
+        try:
+            await c.wait_for(lambda: c.session.connected and c.backend != target, 10, "re-home")
+            took = time.monotonic() - t0
+            if other.backend == target:
+                await other.wait_for(lambda: other.session.connected
+                                     and other.backend != target, 10, "re-home other")
+            i = other.say(room, "after the freeze")
+            await c.wait_texts(room, ["after the freeze"])
+            del i
+        finally:
+            cluster.thaw(target)
+        measure("backend frozen -> client re-homed (dead after 3.5 s of silence)", took)
+        assert took < c.session.dead_after_s + 1.5

@@ -113,7 +113,7 @@ class AsyncDriver:
             kwargs["origin"] = self.origin
         try:
             ws = await connect(
-                self.url, open_timeout=self.open_timeout_s, ping_interval=None,
+                s.connect_url(self.url), open_timeout=self.open_timeout_s, ping_interval=None,
                 close_timeout=1, compression=None, max_size=2**20,
                 additional_headers=headers, **kwargs,
             )

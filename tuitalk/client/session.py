@@ -125,6 +125,8 @@ class ClientSession:
         self._stopped = False
         self._nick_pending: str | None = None
         self._pause_until = 0.0
+        #: Backend to steer the next connection away from (see :meth:`connect_url`).
+        self.avoid: str | None = None
         self._out: list[str] = []
         self._events: list[ev.Event] = []
         # Statistics, for tests and the chaos checker.
@@ -144,6 +146,18 @@ class ClientSession:
         """UI events since the last call, in order. Clears the queue."""
         out, self._events = self._events, []
         return out
+
+    def connect_url(self, url: str) -> str:
+        """The URL for the next connection attempt.
+
+        After losing a backend the first attempt asks the load balancer to avoid it
+        (``?avoid=<backend>``): a frozen backend still accepts TCP connections, and
+        ``least_conn`` would send us straight back to it because it just lost its clients.
+        """
+        if not self.avoid:
+            return url
+        sep = "&" if "?" in url else "?"
+        return f"{url}{sep}avoid={self.avoid}"
 
     def wants_connect(self, now: float) -> bool:
         return not self._stopped and self.conn == "idle" and now >= self._connect_at
@@ -244,6 +258,9 @@ class ClientSession:
         self._send(p.Hello(token=self.token, name=self.name, rooms=rooms), now)
 
     def connection_failed(self, now: float, reason: str = "") -> None:
+        # If steering away failed (e.g. the avoided backend is the only one up), the next
+        # attempt may use any backend.
+        self.avoid = None
         self.connection_lost(now, None, reason)
 
     def connection_lost(self, now: float, code: int | None = None, reason: str = "") -> None:
@@ -260,6 +277,7 @@ class ClientSession:
         if was_ready:
             self._down_since = now
             self.reconnects += 1
+            self.avoid = self.backend or None
         detail = f"closed ({code})" if code is not None else (reason or "connection failed")
         self._emit_state(now, "reconnecting", detail)
 
@@ -371,6 +389,7 @@ class ClientSession:
             return  # a nick confirmation
         self.conn = "ready"
         self.backoff.reset()
+        self.avoid = None
         since = 0.0 if self._down_since is None else max(0.0, now - self._down_since)
         self._down_since = None
         self._emit_state(now, "connected", w.backend, since)

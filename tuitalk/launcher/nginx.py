@@ -33,6 +33,14 @@ http {{
 
     map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
 
+    # A client whose backend stopped answering (frozen: TCP still accepts, nothing
+    # replies) reconnects with ?avoid=<backend>; least_conn alone would send it straight
+    # back, since the frozen backend has just lost all its connections.
+    map $arg_avoid $tuitalk_pool {{
+        default tuitalk_ws;
+{avoid_map}
+    }}
+
     upstream tuitalk_ws {{
         least_conn;
         # max_fails=0: with the default max_fails=1, a backend that comes back after a
@@ -40,11 +48,11 @@ http {{
         # still fail over to the next backend through proxy_next_upstream.
 {servers}
     }}
-
+{avoid_upstreams}
     server {{
         listen {host}:{port};
         location = /ws {{
-            proxy_pass http://tuitalk_ws;
+            proxy_pass http://$tuitalk_pool;
             proxy_http_version 1.1;
             proxy_set_header Upgrade $http_upgrade;
             proxy_set_header Connection $connection_upgrade;
@@ -82,14 +90,28 @@ _STATIC = """\
 def render_config(
     base: Path, host: str, port: int, backends: list[int],
     web_root: Path | None = None, pyodide_dir: Path | None = None,
+    names: list[str] | None = None,
 ) -> str:
+    names = names or [f"backend-{i + 1}" for i in range(len(backends))]
     servers = "\n".join(f"        server 127.0.0.1:{p} max_fails=0;" for p in backends)
+    avoid_map = "\n".join(f'        "{n}" tuitalk_ws_avoid_{i};' for i, n in enumerate(names))
+    avoid_upstreams = ""
+    if len(backends) > 1:
+        for i in range(len(backends)):
+            others = "\n".join(f"        server 127.0.0.1:{p} max_fails=0;"
+                               for j, p in enumerate(backends) if j != i)
+            avoid_upstreams += (
+                f"    upstream tuitalk_ws_avoid_{i} {{\n        least_conn;\n{others}\n    }}\n"
+            )
+    else:
+        avoid_map = ""
     static = ""
     if web_root is not None:
         static = _STATIC.format(web=web_root, pyodide=pyodide_dir or web_root / "pyodide")
     mime = "/etc/nginx/mime.types"
     return _TEMPLATE.format(
         base=base, host=host, port=port, servers=servers, static=static,
+        avoid_map=avoid_map, avoid_upstreams=avoid_upstreams,
         mime=mime if Path(mime).exists() else base / "mime.types",
         user="user root root;" if os.geteuid() == 0 else "",
     )

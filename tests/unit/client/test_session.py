@@ -314,3 +314,19 @@ def test_core_imports_no_io_library() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=False)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_after_losing_a_backend_the_next_attempt_avoids_it() -> None:
+    h = Harness()
+    assert h.s.connect_url("ws://h/ws") == "ws://h/ws"
+    h.connect(backend="backend-2")
+    h.s.connection_lost(h.now, None)
+    assert h.s.connect_url("ws://h/ws") == "ws://h/ws?avoid=backend-2"
+    assert h.s.connect_url("ws://h/ws?x=1") == "ws://h/ws?x=1&avoid=backend-2"
+    # Steering failed (say, the avoided backend is the only one up): use any backend.
+    h.s.connecting(h.now)
+    h.s.connection_failed(h.now)
+    assert h.s.connect_url("ws://h/ws") == "ws://h/ws"
+    h.now += 5
+    h.connect(backend="backend-1")
+    assert h.s.avoid is None
