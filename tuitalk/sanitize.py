@@ -26,6 +26,7 @@ What it neutralises, and how:
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from typing import Final
 
@@ -50,6 +51,7 @@ _TAG_CHARS: Final = range(0xE0000, 0xE0080)  # invisible "tag" characters (ASCII
 _CONTROL_PICTURE_BASE: Final = 0x2400  # U+2400 SYMBOL FOR NULL ... U+241F
 _DEL_PICTURE: Final = "\u2421"
 _REPLACEMENT: Final = "\ufffd"
+_SURROGATES: Final = re.compile("[\ud800-\udfff]")
 
 
 def _build_table(multiline: bool) -> dict[int, str | None]:
@@ -87,8 +89,8 @@ def sanitize(text: str, *, multiline: bool = True) -> str:
     and to insert as a DOM text node. It is NFC-normalised.
     """
     out = text.translate(_MULTI if multiline else _SINGLE)
-    if any(0xD800 <= ord(ch) <= 0xDFFF for ch in out):
-        out = "".join(_REPLACEMENT if 0xD800 <= ord(ch) <= 0xDFFF else ch for ch in out)
+    if _SURROGATES.search(out):
+        out = _SURROGATES.sub(_REPLACEMENT, out)
     return unicodedata.normalize("NFC", out)
 
 
