@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import threading
@@ -33,6 +34,7 @@ from chaos.report import collect_logs, summary_line, timeline
 from chaos.topology import ChaosCluster
 from chaos.workload.config import WorkloadConfig
 from chaos.workload.final import final_read
+from chaos.workload.history import Connect, read_history
 from chaos.workload.run import WorkloadSpec, new_rooms, run_workload
 from tuitalk.bus.keys import RoomKeys
 
@@ -51,11 +53,22 @@ class Chaos:
     nemesis: Nemesis
     rooms: tuple[str, ...]
     rng: random.Random
+    out: Path
     notes: dict[str, Any] = field(default_factory=dict)
 
     @property
     def platform(self) -> LocalPlatform:
         return self.nemesis.platform  # type: ignore[return-value]
+
+    def backend_of(self, process: str) -> str:
+        """The backend synthetic user ``process`` is connected to now (from its history)."""
+        backend = None
+        for record in read_history(self.out / "histories" / f"{process}.jsonl"):
+            if isinstance(record, Connect):
+                backend = record.backend
+        if backend is None:
+            raise LookupError(f"{process} has not connected yet")
+        return backend
 
 
 @dataclass(frozen=True)
@@ -89,7 +102,7 @@ class RunResult:
 
 
 def backend_killed(c: Chaos) -> None:
-    target = c.platform.busiest_backend()
+    target = c.backend_of("u001")  # "the backend that client X is on"
     c.notes["target"] = target
     c.nemesis.kill(target, down_s=6.0)
 
@@ -231,7 +244,7 @@ def run_scenario(s: Scenario, store: Path = STORE) -> RunResult:
     cc.start()
     try:
         nemesis = Nemesis(LocalPlatform(cc.cluster), NetworkFaults(cc.api), out / "nemesis.jsonl")
-        chaos = Chaos(cc, nemesis, rooms, rng, notes)
+        chaos = Chaos(cc, nemesis, rooms, rng, out, notes)
         cfg = WorkloadConfig(url=cc.url, out=out, rooms=rooms, rate_per_s=s.rate_per_s,
                              seed=s.seed)
         spec = WorkloadSpec(config=cfg, users=s.users, spawn_rate=float(s.users),
@@ -259,6 +272,7 @@ def run_scenario(s: Scenario, store: Path = STORE) -> RunResult:
     finally:
         collect_logs(cc.base, out)
         cc.stop()
+        shutil.rmtree(cc.base, ignore_errors=True)  # logs are kept in <run>/logs
     (out / "notes.json").write_text(json.dumps(notes, indent=2, default=str))
     check = subprocess.run([sys.executable, "-m", "chaos.checker", str(out)],
                            capture_output=True, text=True, check=False)
