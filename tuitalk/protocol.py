@@ -57,6 +57,7 @@ __all__ = [
     "decode_server",
     "encode",
     "normalize_name",
+    "too_deep",
     "validate_room",
     "validate_text",
 ]
@@ -80,6 +81,10 @@ MAX_HISTORY_LIMIT: Final = 500
 #: Most rooms a single hello may resume; also the per-user membership cap.
 MAX_ROOMS: Final = 64
 
+#: No valid frame nests deeper than 4 levels. Deeper JSON is refused before json.loads:
+#: its C parser recurses once per level, and in Pyodide the browser's native stack
+#: overflows before Python's recursion check, which kills the whole runtime.
+MAX_JSON_DEPTH: Final = 32
 ROOM_RE: Final = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 MSG_ID_RE: Final = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 EPOCH_RE: Final = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
@@ -445,6 +450,7 @@ Frame: TypeAlias = ClientFrame | ServerFrame
 # controls; Zl/Zp are line/paragraph separators; Co/Cs/Cn are private use, surrogates and
 # unassigned code points, which render unpredictably.
 _FORBIDDEN_NAME_CATEGORIES: Final = frozenset({"Cc", "Cf", "Zl", "Zp", "Co", "Cs", "Cn"})
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
 
 
 def validate_room(room: object, *, remote: bool = True) -> str:
@@ -486,6 +492,9 @@ def validate_text(text: object, *, remote: bool = True) -> str:
         raise _err(remote, ErrorCode.BAD_TEXT, f"text must be 1-{MAX_TEXT_CHARS} characters")
     if not text.strip():
         raise _err(remote, ErrorCode.BAD_TEXT, "text must not be blank")
+    if _SURROGATE.search(text):
+        # Lone surrogates cannot be encoded as UTF-8: refuse them here, not at send time.
+        raise _err(remote, ErrorCode.BAD_TEXT, "text contains a lone surrogate")
     return text
 
 
@@ -667,11 +676,30 @@ _SERVER_PARSERS: Final[dict[str, Any]] = {
 }
 
 
+# A JSON string token as the grammar reads it: brackets inside strings do not nest.
+_JSON_STRING: Final = re.compile(r'"(?:[^"\\]|\\.)*"')
+_BRACKET: Final = re.compile(r"[\[\]{}]")
+
+
+def too_deep(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
+    """True if ``text``, read as JSON, opens more than ``limit`` nested arrays/objects."""
+    if text.count("[") + text.count("{") <= limit:
+        return False  # the common case, decided without a scan
+    depth = 0
+    for bracket in _BRACKET.findall(_JSON_STRING.sub("", text)):
+        depth += 1 if bracket in "[{" else -1
+        if depth > limit:
+            return True
+    return False
+
+
 def _load(data: str | bytes, cap: int) -> dict[str, Any]:
     if isinstance(data, bytes | bytearray | memoryview):
         raise RemoteProtocolError(ErrorCode.BINARY_FRAME, "protocol v1 uses text frames only")
     if len(data) > cap or len(data.encode("utf-8", "surrogatepass")) > cap:
         raise RemoteProtocolError(ErrorCode.TOO_LARGE, f"frame exceeds {cap} bytes")
+    if too_deep(data):
+        raise RemoteProtocolError(ErrorCode.BAD_JSON, "frame nests too deeply")
     try:
         obj = json.loads(data)
     except (ValueError, RecursionError) as exc:

@@ -166,3 +166,19 @@ def test_encode_refuses_invalid_frames() -> None:
 def test_server_frame_validation(data: str) -> None:
     with pytest.raises(RemoteProtocolError):
         p.decode_server(data)
+
+
+def test_too_deep_counts_real_nesting_only() -> None:
+    assert p.too_deep("[" * 33 + "]" * 33)
+    assert not p.too_deep("[" * 32 + "]" * 32)
+    assert not p.too_deep('{"t":"msg","text":"' + "[{" * 1000 + '"}')
+    assert not p.too_deep('{"text":"\\"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["}')
+    assert p.too_deep('{"a":"x",' + '"b":[' * 40 + "]" * 40 + "}")
+
+
+def test_lone_surrogates_are_refused_in_text_and_names() -> None:
+    assert code_of('{"t": "say", "room": "r", "id": "abcdefgh", "text": "a\\ud800b"}') == \
+        p.ErrorCode.BAD_TEXT
+    assert code_of('{"t": "nick", "name": "a\\udfffb"}') == p.ErrorCode.BAD_NAME
+    with pytest.raises(LocalProtocolError):
+        p.encode(p.Say(room="r", id="abcdefgh", text="x\ud800"))

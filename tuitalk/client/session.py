@@ -120,7 +120,8 @@ class ClientSession:
         self._connect_at = 0.0
         self._last_rx = 0.0
         self._last_tx = 0.0
-        self._down_since: float | None = 0.0
+        #: When the last welcomed connection was lost (None: up, or never connected).
+        self._down_since: float | None = None
         self._dead = False
         self._stopped = False
         self._nick_pending: str | None = None

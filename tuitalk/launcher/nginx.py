@@ -78,6 +78,10 @@ _STATIC = """\
         location /pyodide/ {{
             alias {pyodide}/;
             expires 1h;
+            # clients/web/build_wheel.py writes .gz copies of Pyodide's big files:
+            # a cold load is 6.4 MB instead of 13.6 MB.
+            gzip_static on;
+            gzip_vary on;
         }}
         location / {{
             root {web};
