@@ -51,6 +51,7 @@ CORE_MODULES: Final = (
     "tuitalk/sanitize.py",
     "tuitalk/client/__init__.py",
     "tuitalk/client/backoff.py",
+    "tuitalk/client/commands.py",
     "tuitalk/client/events.py",
     "tuitalk/client/session.py",
 )

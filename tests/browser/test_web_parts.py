@@ -1,10 +1,9 @@
-"""The browser client's pure parts on CPython (no Chromium): commands, line rendering, the
+"""The browser client's pure parts on CPython (no Chromium): line rendering, the
 the wheel build, and static checks of the page's files."""
 
 from __future__ import annotations
 
 import ast
-import dataclasses
 import importlib
 import io
 import re
@@ -30,38 +29,6 @@ def web_pkg() -> Iterator[None]:
 
 def mod(name: str) -> ModuleType:
     return importlib.import_module(f"tuitalk_web.{name}")
-
-
-# -- commands ---------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("line", "expected"),
-    [
-        ("hello", ("Say", "hello")),
-        ("  spaced  ", ("Say", "  spaced  ")),
-        ("//join not a command", ("Say", "/join not a command")),
-        ("/me waves", ("Me", "waves")),
-        ("/join #Lobby", ("Join", "lobby")),
-        ("/j dev", ("Join", "dev")),
-        ("/leave", ("Leave", None)),
-        ("/part #dev", ("Leave", "dev")),
-        ("/nick  Ada L ", ("Nick", "Ada L")),
-        ("/help", ("Help", None)),
-        ("/join", ("Problem", "usage: /join <room>")),
-        ("/join a b", ("Problem", "usage: /join <room>")),
-        ("/me", ("Problem", "usage: /me <action>")),
-        ("/frob x", ("Problem", "unknown command /frob (try /help)")),
-    ],
-)
-def test_commands(web_pkg: None, line: str, expected: tuple[str, object]) -> None:
-    c = mod("commands").parse(line)
-    values = [getattr(c, f.name) for f in dataclasses.fields(c)]
-    assert (type(c).__name__, values[0] if values else None) == expected
-
-
-def test_blank_line_is_nothing(web_pkg: None) -> None:
-    assert mod("commands").parse("   \n ") is None
 
 
 # -- rendering ----------------------------------------------------------------------------------
@@ -132,7 +99,7 @@ _JS_SINKS = re.compile(r"\.(" + "|".join(_SINKS) + r")\b")
 def test_no_markup_sinks_in_the_client() -> None:
     """Text reaches the DOM as text: no attribute or call that parses markup, anywhere."""
     py_files = list((WEB / "tuitalk_web").glob("*.py"))
-    assert len(py_files) >= 8
+    assert len(py_files) >= 6  # the glob found the package
     for f in py_files:
         tree = ast.parse(f.read_text())
         used = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}

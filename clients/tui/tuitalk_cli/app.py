@@ -19,9 +19,9 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.widgets import Footer, Input
 
+from tuitalk.client import commands as cmd
 from tuitalk.client import events as ev
 from tuitalk.client.session import ClientSession
-from tuitalk_cli import commands as cmd
 from tuitalk_cli import names
 from tuitalk_cli.config import CliConfig, parse_args
 from tuitalk_cli.link import Link, LinkFactory, SessionEvents, websocket_link

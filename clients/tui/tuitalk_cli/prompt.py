@@ -14,8 +14,8 @@ from typing import Final
 from textual.binding import Binding
 from textual.widgets import Input
 
+from tuitalk.client.commands import command_names
 from tuitalk.protocol import MAX_TEXT_CHARS
-from tuitalk_cli.commands import command_names
 from tuitalk_cli.completion import NickCompleter
 
 __all__ = ["Candidates", "ChatInput", "InputHistory"]

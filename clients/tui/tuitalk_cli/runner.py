@@ -1,4 +1,4 @@
-"""Carry out parsed commands: turn :mod:`tuitalk_cli.commands` values into link calls
+"""Carry out parsed commands: turn :mod:`tuitalk.client.commands` values into link calls
 and local notices. Kept apart from the app so each stays small."""
 
 from __future__ import annotations
@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING
 
 from rich.text import Text
 
+from tuitalk.client import commands as cmd
 from tuitalk.errors import ProtocolError
-from tuitalk_cli import commands as cmd
 from tuitalk_cli import names
+from tuitalk_cli.keys import KEYS
 from tuitalk_cli.model import SYSTEM, RoomModel
 
 if TYPE_CHECKING:
@@ -113,7 +114,7 @@ class CommandRunner:
             self.app.timeline.reveal_above(prepended)
 
     def _help(self, topic: str) -> None:
-        rows = cmd.help_lines(topic)
+        rows = cmd.help_lines(topic, KEYS)
         if not rows:
             self.notice(f"no command or key matches {topic!r}", error=True)
             return

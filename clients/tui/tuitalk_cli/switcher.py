@@ -17,8 +17,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList
 from textual.widgets.option_list import Option
 
+from tuitalk.client.commands import normalize_room
 from tuitalk.errors import ProtocolError
-from tuitalk_cli.commands import normalize_room
 from tuitalk_cli.completion import fuzzy_filter
 from tuitalk_cli.sidebar import RoomEntry
 

@@ -18,10 +18,11 @@ import js
 from pyodide.ffi import create_proxy
 
 from tuitalk import protocol as p
+from tuitalk.client import commands as cmd
 from tuitalk.client import events as ev
 from tuitalk.client.session import ClientSession
 from tuitalk.errors import ProtocolError
-from tuitalk_web import commands as cmd
+from tuitalk.sanitize import sanitize_line
 from tuitalk_web.dom import by_id
 from tuitalk_web.driver import BrowserDriver
 from tuitalk_web.store import Store
@@ -32,6 +33,14 @@ __all__ = ["App", "main"]
 DEFAULT_ROOM: Final = "lobby"
 #: Messages per history page: a screenful or two; each scroll to the top loads one more.
 HISTORY_PAGE: Final = 50
+#: Keys, as /help lists them.
+KEYS: Final[tuple[tuple[str, str], ...]] = (
+    ("Enter", "send"), ("Shift+Enter", "new line"),
+    ("Alt+Up / Alt+Down, Alt+1..9", "switch rooms"),
+    ("PageUp / PageDown", "scroll; PageUp at the top loads older messages"),
+    ("Escape", "back to the newest message"),
+)
+
 #: Lines the input remembers for Up/Down recall.
 RECALL_LINES: Final = 50
 
@@ -172,11 +181,16 @@ class App:
         room = self.view.active
         if c is None:
             return False
-        if isinstance(c, cmd.Problem):
-            self.view.note(c.detail, "error")
+        if isinstance(c, cmd.Invalid):
+            self.view.note(c.message, "error")
             return False
         if isinstance(c, cmd.Help):
-            self.view.note(cmd.HELP)
+            rows = cmd.help_lines(c.topic, KEYS)
+            self.view.note("; ".join(f"{left}: {right}" for left, right in rows)
+                           or f"no command or key matches {c.topic!r}")
+            return True
+        if isinstance(c, cmd.Quit):
+            self.view.note("Close the tab to quit; your name, rooms and unsent messages are kept.")
             return True
         if isinstance(c, cmd.Nick):
             self.driver.nick(c.name)
@@ -202,6 +216,14 @@ class App:
         if room is None:
             self.view.note("Join a room first: /join <room>", "error")
             return False
+        if isinstance(c, cmd.Who):
+            members = self.view.panes[room].members if room in self.view.panes else ()
+            self.view.note(f"#{room}: " + ", ".join(
+                f"{sanitize_line(m.name)}#{m.user[:4]}" for m in members))
+            return True
+        if isinstance(c, cmd.History):
+            self.driver.load_history(room)
+            return True
         if isinstance(c, cmd.Me):
             self.driver.say(room, c.text, "me")
         else:

@@ -1,4 +1,5 @@
-"""The input line's language: ``/commands`` parsed by pure functions.
+"""The input line's language, shared by the terminal and browser clients: ``/commands``
+parsed by pure functions (stdlib only; runs in Pyodide).
 
 :func:`parse` turns one submitted line into a :data:`Command`. It does no I/O and never
 raises: a line it cannot accept becomes :class:`Invalid` with a message for the user.
@@ -124,24 +125,6 @@ COMMANDS: Final[tuple[CommandHelp, ...]] = (
     CommandHelp("quit", "/quit", "save and quit", ("exit", "q")),
 )
 
-#: Keys, as /help lists them (the bindings live in the app).
-KEYS: Final[tuple[tuple[str, str], ...]] = (
-    ("Enter", "send the line"),
-    ("Tab / Shift+Tab", "complete a name or command (again: next match)"),
-    ("Up / Down", "recall lines you typed"),
-    ("Ctrl+K", "fuzzy room switcher (type a new name to join it)"),
-    ("Alt+1..9", "go to room 1..9"),
-    ("Ctrl+N / Ctrl+P", "next / previous room"),
-    ("Alt+A", "next room with unread messages (mentions first)"),
-    ("Alt+N", "next room with an unread mention, at the mention"),
-    ("Alt+U", "jump to the read marker (first unread line)"),
-    ("PgUp / PgDn", "scroll; at the top older history loads"),
-    ("Esc", "back to the newest message"),
-    ("F8", "show or hide the member list"),
-    ("F1", "this help"),
-    ("Ctrl+Q", "quit"),
-)
-
 _ALIASES: Final[dict[str, str]] = {a: c.name for c in COMMANDS for a in c.aliases}
 
 
@@ -251,12 +234,14 @@ _BUILDERS: Final[dict[str, Callable[[str], Command]]] = {
 }
 
 
-def help_lines(topic: str = "") -> list[tuple[str, str]]:
-    """(left, right) rows of help: commands, then keys, filtered by ``topic``."""
+def help_lines(
+    topic: str = "", keys: tuple[tuple[str, str], ...] = ()
+) -> list[tuple[str, str]]:
+    """(left, right) rows of help: commands, then the client's ``keys``, filtered by topic."""
     topic = topic.strip().casefold().removeprefix("/")
     rows = [(c.usage, c.summary + (f" (also /{', /'.join(c.aliases)})" if c.aliases else ""))
             for c in COMMANDS]
-    rows += list(KEYS)
+    rows += list(keys)
     if topic:
         rows = [r for r in rows if topic in r[0].casefold() or topic in r[1].casefold()]
     return rows
