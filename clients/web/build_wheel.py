@@ -53,6 +53,7 @@ CORE_MODULES: Final = (
     "tuitalk/client/backoff.py",
     "tuitalk/client/commands.py",
     "tuitalk/client/events.py",
+    "tuitalk/client/intents.py",
     "tuitalk/client/session.py",
 )
 #: Pyodide files the page fetches while booting, for the progress bar (name -> bytes).

@@ -17,6 +17,7 @@ import anyio
 
 from tuitalk import protocol as p
 from tuitalk.client import events as ev
+from tuitalk.client.intents import SessionIntents
 from tuitalk.client.session import ClientSession
 
 EPOCH = "e1"
@@ -208,7 +209,7 @@ class FakeServer:
         link.deliver(p.encode(p.Ack(id=s.id, room=s.room, epoch=EPOCH, seq=seq)))
 
 
-class FakeLink:
+class FakeLink(SessionIntents):
     """Drives a ClientSession against a FakeServer; same surface as AsyncDriver."""
 
     def __init__(self, server: FakeServer, session: ClientSession,
@@ -288,28 +289,6 @@ class FakeLink:
             self.sink(events)
 
     # -- the Link surface -------------------------------------------------------------------
-
-    def say(self, room: str, text: str, kind: str = "text") -> str:
-        msg_id = self.session.say(room, text, self.clock(), kind)
-        self.poke()
-        return msg_id
-
-    def join(self, room: str) -> None:
-        self.session.join(room, self.clock())
-        self.poke()
-
-    def leave(self, room: str) -> None:
-        self.session.leave(room, self.clock())
-        self.poke()
-
-    def nick(self, name: str) -> None:
-        self.session.nick(name, self.clock())
-        self.poke()
-
-    def load_history(self, room: str) -> bool:
-        sent = self.session.load_history(room, self.clock())
-        self.poke()
-        return sent
 
     def stop(self) -> None:
         self._stopped = True

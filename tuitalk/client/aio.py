@@ -16,12 +16,13 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from tuitalk.client import events as ev
+from tuitalk.client.intents import SessionIntents
 from tuitalk.client.session import ClientSession
 
 __all__ = ["AsyncDriver"]
 
 
-class AsyncDriver:
+class AsyncDriver(SessionIntents):
     """Connect, reconnect and pump frames for one session until :meth:`stop`."""
 
     def __init__(
@@ -52,28 +53,6 @@ class AsyncDriver:
     def poke(self) -> None:
         """Wake the driver after calling a session method from outside it."""
         self._wake.set()
-
-    def say(self, room: str, text: str, kind: str = "text") -> str:
-        msg_id = self.session.say(room, text, self.clock(), kind)
-        self.poke()
-        return msg_id
-
-    def join(self, room: str) -> None:
-        self.session.join(room, self.clock())
-        self.poke()
-
-    def leave(self, room: str) -> None:
-        self.session.leave(room, self.clock())
-        self.poke()
-
-    def nick(self, name: str) -> None:
-        self.session.nick(name, self.clock())
-        self.poke()
-
-    def load_history(self, room: str) -> bool:
-        sent = self.session.load_history(room, self.clock())
-        self.poke()
-        return sent
 
     def stop(self) -> None:
         self._stopped = True

@@ -37,6 +37,7 @@ import js
 from pyodide.ffi import JsException, create_proxy
 
 from tuitalk.client import events as ev
+from tuitalk.client.intents import SessionIntents
 from tuitalk.client.session import ClientSession
 from tuitalk.protocol import too_deep
 
@@ -107,7 +108,7 @@ class _Conn:
             self.ws.close()
 
 
-class BrowserDriver:
+class BrowserDriver(SessionIntents):
     """Connect, reconnect and pump frames for one session until :meth:`stop`."""
 
     def __init__(
@@ -140,28 +141,6 @@ class BrowserDriver:
         """Flush what a session call produced and re-evaluate the timer."""
         self._flush()
         self._wake.set()
-
-    def say(self, room: str, text: str, kind: str = "text") -> str:
-        msg_id = self.session.say(room, text, self.clock(), kind)
-        self.poke()
-        return msg_id
-
-    def join(self, room: str) -> None:
-        self.session.join(room, self.clock())
-        self.poke()
-
-    def leave(self, room: str) -> None:
-        self.session.leave(room, self.clock())
-        self.poke()
-
-    def nick(self, name: str) -> None:
-        self.session.nick(name, self.clock())
-        self.poke()
-
-    def load_history(self, room: str) -> bool:
-        sent = self.session.load_history(room, self.clock())
-        self.poke()
-        return sent
 
     def stop(self) -> None:
         self._stopped = True

@@ -307,7 +307,8 @@ def test_invalid_user_input_is_refused_locally() -> None:
 
 def test_core_imports_no_io_library() -> None:
     code = (
-        "import sys; import tuitalk.protocol, tuitalk.sanitize, tuitalk.client.session;"
+        "import sys; import tuitalk.protocol, tuitalk.sanitize, tuitalk.client.session,"
+        " tuitalk.client.commands, tuitalk.client.intents;"
         "bad = [m for m in ('anyio','websockets','redis','asyncpg','textual','js','pyodide',"
         "'asyncio','socket','ssl') if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)"
     )
