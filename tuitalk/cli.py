@@ -69,8 +69,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         return 1
     print(f"Ready in {time.monotonic() - t0:.1f}s.\n")
     _print_status(cluster.status())
+    cli = ".venv/bin/tuitalk-cli" + ("" if args.port == 8080 else f" --url {cluster.url}")
     print(f"""
-Chat from a terminal:   .venv/bin/tuitalk-cli            (connects to {cluster.url})
+Chat from a terminal:   {cli}
 Chat from a browser:    {cluster.http_url}
 Cluster state:          .venv/bin/tuitalk status
 Logs:                   {base}/
@@ -101,7 +102,8 @@ Press Ctrl-C to stop everything.""", flush=True)
 def _print_status(rows: list[dict[str, Any]]) -> None:
     print(f"{'node':<12} {'kind':<9} {'port':>6} {'pid':>8}  state")
     for r in rows:
-        print(f"{r['name']:<12} {r['kind']:<9} {r['port']:>6} {r['pid'] or '-':>8}  {r['state']}")
+        state = str(r["state"]).replace("slave", "replica")
+        print(f"{r['name']:<12} {r['kind']:<9} {r['port']:>6} {r['pid'] or '-':>8}  {state}")
 
 
 def _probe(row: dict[str, Any]) -> str:
