@@ -118,3 +118,24 @@ async def test_killed_client_resumes_by_cursor_and_gets_exactly_what_it_missed(
             assert contiguous(shown_before + got)
             assert v2.session.raw_duplicates == 0
             assert v2.session.user == snapshot["user"]
+
+
+async def test_leave_and_rejoin_at_once_keeps_receiving(cluster: LocalCluster) -> None:
+    """The backend drops its subscription when the last local member leaves and takes it
+    again at once: the late "sunsubscribe" reply must not be mistaken for a lost slot."""
+    room = room_name()
+    async with chat_client(cluster.url, "talker", name="talker") as t, \
+            chat_client(cluster.url, "flipper", name="flipper") as f:
+        t.driver.join(room)
+        await t.wait_joined(room)
+        for i in range(5):
+            f.driver.join(room)
+            await f.wait_joined(room)
+            f.driver.leave(room)
+            await f.wait_for(lambda: room not in f.session.rooms, 5, "left")
+        f.driver.join(room)
+        await f.wait_joined(room)
+        t0 = anyio.current_time()
+        t.say(room, "are you there")
+        await f.wait_texts(room, ["are you there"], timeout=5)
+        assert anyio.current_time() - t0 < 1.5  # live, not found by a periodic check

@@ -66,6 +66,10 @@ class _Link:
         )
         self.confirmed: set[str] = set()
         self.requested: set[str] = set()
+        #: SUNSUBSCRIBEs we sent and whose reply has not come yet: their replies are ours,
+        #: not a sign that the slot moved (a channel dropped and re-added at once sees
+        #: "sunsubscribe" after it is requested again).
+        self.unsubscribing: dict[str, int] = {}
         self.dead = False
         self.connected = anyio.Event()
         self._send_lock = anyio.Lock()
@@ -118,6 +122,11 @@ class _Link:
                     owner.on_subscribed(ch)
             elif kind == "sunsubscribe":
                 ch = str(msg[1])
+                if self.unsubscribing.get(ch):
+                    self.unsubscribing[ch] -= 1
+                    if not self.unsubscribing[ch]:
+                        del self.unsubscribing[ch]
+                    continue
                 was = ch in self.confirmed
                 self.confirmed.discard(ch)
                 if ch in self.requested:
@@ -149,6 +158,7 @@ class _Link:
         for ch in sorted(drop):
             self.requested.discard(ch)
             self.confirmed.discard(ch)
+            self.unsubscribing[ch] = self.unsubscribing.get(ch, 0) + 1
             await self._send("SUNSUBSCRIBE", ch)
 
 

@@ -78,7 +78,6 @@ class ClientConnection:
         self.hello_seen = False
         self.welcomed = False
         self.rooms: dict[str, RoomDelivery] = {}
-        self._catching: set[str] = set()
         send, recv = anyio.create_memory_object_stream[p.ClientFrame](OP_QUEUE)
         self._ops_send = send
         self._ops_recv = recv
@@ -433,24 +432,28 @@ class ClientConnection:
             await self._attach(room, since=None)
 
     def _start_catch_up(self, room: str) -> None:
-        if room in self._catching or self._tg is None:
-            return
-        self._catching.add(room)
         d = self.rooms.get(room)
-        if d is not None:
-            d.start_catch_up()
-            self.backend.metrics.catch_ups.inc()
-        self._tg.start_soon(self._catch_up, room)
+        if d is None or self._tg is None:
+            return
+        d.start_catch_up()
+        if d.replaying:
+            return  # its task reads on until the cursor meets the feed
+        d.replaying = True
+        self.backend.metrics.catch_ups.inc()
+        self._tg.start_soon(self._catch_up, room, d)
 
-    async def _catch_up(self, room: str) -> None:
-        """Replay ``room`` from the stream (then archive) until the cursor meets the feed."""
+    async def _catch_up(self, room: str, d: RoomDelivery) -> None:
+        """Replay ``room`` from the stream (then archive) until the cursor meets the feed.
+
+        Bound to one delivery: if the room is detached and attached again meanwhile (a
+        resync, a reset), this task ends and the new delivery has its own.
+        """
         hub = self.backend.hub
         attempt = 0
         try:
             while True:
-                d = self.rooms.get(room)
                 feed = hub.feed(room)
-                if d is None or feed is None or self._closing is not None:
+                if self.rooms.get(room) is not d or feed is None or self._closing is not None:
                     return
                 if d.cursor.seq >= feed.head:
                     out, verdict = d.finish_catch_up(feed.epochs)
@@ -461,6 +464,9 @@ class ClientConnection:
                         return
                     if verdict is Verdict.SEND:
                         return
+                    # Held messages beyond the feed's head (it moved back after a rollback):
+                    # wait for the feed rather than spin.
+                    await anyio.sleep(0.02)
                     continue
                 await self.ring.wait_space(REPLAY_BATCH + 16)
                 try:
@@ -484,7 +490,7 @@ class ClientConnection:
                 if not msgs:
                     await anyio.sleep(0.05)
         finally:
-            self._catching.discard(room)
+            d.replaying = False
 
 
 def _event_id() -> str:

@@ -55,6 +55,8 @@ class RoomDelivery:
     pending: deque[Msg] = field(default_factory=deque)
     pending_max: int = PENDING_MAX
     pending_dropped: int = 0
+    #: A replay task is running for this delivery (the adapter starts at most one).
+    replaying: bool = False
 
     def judge(self, msg: Msg, epochs: Epochs) -> Verdict:
         """Classify ``msg`` against the cursor (rules 2 and 4), without changing state."""
