@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from chaos.nemesis import Nemesis, NetworkFaults
+from chaos.nemesis import Nemesis, NetworkFaults, Platform
 from chaos.platforms.local import LocalPlatform
 from chaos.report import collect_logs, summary_line, timeline
 from chaos.topology import ChaosCluster
@@ -36,9 +36,8 @@ from chaos.workload.config import WorkloadConfig
 from chaos.workload.final import final_read
 from chaos.workload.history import Connect, read_history
 from chaos.workload.run import WorkloadSpec, new_rooms, run_workload
-from tuitalk.bus.keys import RoomKeys
 
-__all__ = ["SCENARIOS", "Chaos", "RunResult", "Scenario", "run_scenario"]
+__all__ = ["SCENARIOS", "Chaos", "RunResult", "Scenario", "execute", "judge", "run_scenario"]
 
 STORE: Final = Path(__file__).resolve().parent / "store"
 #: Load runs this long before the first fault, so every user is connected and sending.
@@ -49,16 +48,12 @@ WARMUP_S: Final = 6.0
 class Chaos:
     """What a schedule gets: the cluster, the nemesis, the rooms and a seeded RNG."""
 
-    cluster: ChaosCluster
+    platform: Platform
     nemesis: Nemesis
     rooms: tuple[str, ...]
     rng: random.Random
     out: Path
     notes: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def platform(self) -> LocalPlatform:
-        return self.nemesis.platform  # type: ignore[return-value]
 
     def backend_of(self, process: str) -> str:
         """The backend synthetic user ``process`` is connected to now (from its history)."""
@@ -131,12 +126,11 @@ def redis_master_frozen(c: Chaos) -> None:
     target = c.platform.redis_master_for_room(c.rooms[0])
     c.notes["target"] = target
     c.nemesis.freeze(target, frozen_s=5.0)  # node timeout is 1 s: well past it
-    node = c.cluster.cluster.redis.node(target)
     deadline = time.monotonic() + 10.0
-    while node.role() != "slave" and time.monotonic() < deadline:
+    while c.platform.redis_role(target) != "slave" and time.monotonic() < deadline:
         time.sleep(0.1)
-    c.notes["old_master_role_after_thaw"] = node.role()
-    if node.role() != "slave":
+    c.notes["old_master_role_after_thaw"] = role = c.platform.redis_role(target)
+    if role != "slave":
         raise AssertionError(f"{target} did not rejoin as a replica after the thaw")
 
 
@@ -209,70 +203,58 @@ SCENARIOS: Final[list[Scenario]] = [
 # -- running ---------------------------------------------------------------------------------
 
 
-def _wait_archived(cc: ChaosCluster, rooms: tuple[str, ...], timeout_s: float = 60.0) -> None:
+def _wait_archived(platform: Platform, rooms: tuple[str, ...], timeout_s: float = 60.0) -> None:
     """Wait until PostgreSQL holds every committed message of ``rooms``."""
-    pg = cc.cluster.pg
-    assert pg is not None
     deadline = time.monotonic() + timeout_s
     pending = list(rooms)
     while pending and time.monotonic() < deadline:
         room = pending[0]
-        keys = RoomKeys(room)
         try:
-            commit = int(cc.cluster.redis_master_for_room(room).command(
-                "HGET", keys.meta, "commit") or 0)
-            archived = int(pg.query(f"SELECT coalesce(max(seq), 0) FROM messages "
-                                    f"WHERE room = '{room}'") or 0)
+            done = platform.archived_seq(room) >= platform.room_commit(room)
         except Exception:
-            time.sleep(0.2)
-            continue
-        if archived >= commit:
+            done = False
+        if done:
             pending.pop(0)
         else:
             time.sleep(0.2)
 
 
-def run_scenario(s: Scenario, store: Path = STORE) -> RunResult:
-    """Run one scenario end to end; never raises for a failed check (see the verdict)."""
-    out = store / s.name / time.strftime("%Y%m%d-%H%M%S")
-    out.mkdir(parents=True, exist_ok=True)
+def execute(s: Scenario, out: Path, platform: Platform, network: NetworkFaults | None, *,
+            url: str, final_url: str, dsn: str, notes: dict[str, Any]) -> str | None:
+    """Run the workload against ``url`` while ``s.schedule`` breaks ``platform``, then heal,
+    wait for the archive and read every room's final history (through ``final_url``, which
+    has no faults, and ``dsn``). Returns the nemesis's error line, if it failed."""
     rng = random.Random(s.seed)
     rooms = new_rooms(s.rooms, run_id=f"{rng.randrange(16**6):06x}")
-    notes: dict[str, Any] = {"seed": s.seed}
-    error: str | None = None
-    cc = ChaosCluster(out / "cluster")
-    cc.start()
-    try:
-        nemesis = Nemesis(LocalPlatform(cc.cluster), NetworkFaults(cc.api), out / "nemesis.jsonl")
-        chaos = Chaos(cc, nemesis, rooms, rng, out, notes)
-        cfg = WorkloadConfig(url=cc.url, out=out, rooms=rooms, rate_per_s=s.rate_per_s,
-                             seed=s.seed)
-        spec = WorkloadSpec(config=cfg, users=s.users, spawn_rate=float(s.users),
-                            duration_s=s.duration_s)
-        failure: list[str] = []
+    nemesis = Nemesis(platform, network, out / "nemesis.jsonl")
+    chaos = Chaos(platform, nemesis, rooms, rng, out, notes)
+    cfg = WorkloadConfig(url=url, out=out, rooms=rooms, rate_per_s=s.rate_per_s, seed=s.seed)
+    spec = WorkloadSpec(config=cfg, users=s.users, spawn_rate=float(s.users),
+                        duration_s=s.duration_s)
+    failure: list[str] = []
 
-        def schedule() -> None:
-            try:
-                time.sleep(WARMUP_S)
-                s.schedule(chaos)
-            except Exception:
-                failure.append(traceback.format_exc())
+    def schedule() -> None:
+        try:
+            time.sleep(WARMUP_S)
+            s.schedule(chaos)
+        except Exception:
+            failure.append(traceback.format_exc())
 
-        nemesis_thread = threading.Thread(target=schedule, name=f"nemesis-{s.name}")
-        nemesis_thread.start()
-        run_workload(spec, out)
-        nemesis_thread.join(timeout=120)
-        if failure:
-            error = failure[0].strip().splitlines()[-1]
-            notes["nemesis_error"] = failure[0]
-        nemesis.heal()
-        _wait_archived(cc, rooms)
-        assert cc.cluster.pg is not None
-        final_read(out, cc.cluster.url, rooms=list(rooms), dsn=cc.cluster.pg.dsn)
-    finally:
-        collect_logs(cc.base, out)
-        cc.stop()
-        shutil.rmtree(cc.base, ignore_errors=True)  # logs are kept in <run>/logs
+    nemesis_thread = threading.Thread(target=schedule, name=f"nemesis-{s.name}")
+    nemesis_thread.start()
+    run_workload(spec, out)
+    nemesis_thread.join(timeout=120)
+    nemesis.heal()
+    _wait_archived(platform, rooms)
+    final_read(out, final_url, rooms=list(rooms), dsn=dsn)
+    if failure:
+        notes["nemesis_error"] = failure[0]
+        return failure[0].strip().splitlines()[-1]
+    return None
+
+
+def judge(s: Scenario, out: Path, notes: dict[str, Any], error: str | None) -> RunResult:
+    """Run the checker on a finished run directory and draw its timeline."""
     (out / "notes.json").write_text(json.dumps(notes, indent=2, default=str))
     check = subprocess.run([sys.executable, "-m", "chaos.checker", str(out)],
                            capture_output=True, text=True, check=False)
@@ -283,3 +265,23 @@ def run_scenario(s: Scenario, store: Path = STORE) -> RunResult:
     timeline(out, title=f"{s.name} (seed {s.seed})")
     verdict = {0: "valid", 1: "invalid"}.get(check.returncode, "unknown")
     return RunResult(s.name, out, verdict, check.returncode, results, notes, error)
+
+
+def run_scenario(s: Scenario, store: Path = STORE) -> RunResult:
+    """Run one scenario end to end on a fresh local cluster with fault proxies.
+
+    Never raises for a failed check: see the verdict."""
+    out = store / s.name / time.strftime("%Y%m%d-%H%M%S")
+    out.mkdir(parents=True, exist_ok=True)
+    notes: dict[str, Any] = {"seed": s.seed, "platform": "local"}
+    cc = ChaosCluster(out / "cluster")
+    cc.start()
+    try:
+        assert cc.cluster.pg is not None
+        error = execute(s, out, LocalPlatform(cc.cluster), NetworkFaults(cc.api), url=cc.url,
+                        final_url=cc.cluster.url, dsn=cc.cluster.pg.dsn, notes=notes)
+    finally:
+        collect_logs(cc.base, out)
+        cc.stop()
+        shutil.rmtree(cc.base, ignore_errors=True)  # logs are kept in <run>/logs
+    return judge(s, out, notes, error)

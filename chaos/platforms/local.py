@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from tuitalk.bus.keys import RoomKeys
 from tuitalk.launcher.cluster import LocalCluster
 
 __all__ = ["LocalPlatform"]
@@ -62,6 +63,22 @@ class LocalPlatform:
 
     def restart(self, node: str) -> None:
         self.cluster.restart(node)
+
+    def redis_role(self, node: str) -> str:
+        """'master', 'slave' or 'down'."""
+        return self.cluster.redis.node(node).role()
+
+    def room_commit(self, room: str) -> int:
+        """The room's committed seq, read from the master owning its slot."""
+        keys = RoomKeys(room)
+        master = self.cluster.redis_master_for_room(room)
+        return int(master.command("HGET", keys.meta, "commit") or 0)
+
+    def archived_seq(self, room: str) -> int:
+        """The highest seq of ``room`` in PostgreSQL."""
+        assert self.cluster.pg is not None
+        return int(self.cluster.pg.query(
+            f"SELECT coalesce(max(seq), 0) FROM messages WHERE room = '{room}'") or 0)
 
     def wait_healthy(self, timeout_s: float = 60.0) -> None:
         self.cluster.redis.wait_healthy(timeout_s)

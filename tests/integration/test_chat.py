@@ -128,7 +128,7 @@ async def test_leave_and_rejoin_at_once_keeps_receiving(cluster: LocalCluster) -
             chat_client(cluster.url, "flipper", name="flipper") as f:
         t.driver.join(room)
         await t.wait_joined(room)
-        for i in range(5):
+        for _ in range(5):
             f.driver.join(room)
             await f.wait_joined(room)
             f.driver.leave(room)

@@ -147,7 +147,16 @@ class AsyncDriver(SessionIntents):
                     self.ws.transport.abort()
                 scope.cancel()
                 return
-            await self._flush()
+            try:
+                await self._flush()
+            except ConnectionClosed:
+                # The connection died under this send (its backend was killed). Raised in
+                # this task, it would leave the task group as an ExceptionGroup, which the
+                # `except ConnectionClosed` around it does not catch, and end run(). The
+                # reader sees the same close; unacknowledged sends stay in the session's
+                # outbox and go out again after the reconnect.
+                scope.cancel()
+                return
 
     async def _flush(self) -> None:
         frames = self.session.frames_to_send()
