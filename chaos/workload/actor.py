@@ -154,7 +154,10 @@ class ChatActor:
         self._finishing = True
         cfg = self.cfg
         try:
-            self._wait(lambda: not self.session.outbox, cfg.drain_s)
+            # Drained: no unacked send and no join or leave still waiting for its answer
+            # (a room joined after the head probe below would end "unsettled").
+            self._wait(lambda: not self.session.outbox and not self._room_ops_pending(),
+                       cfg.drain_s)
             with self.driver.lock:
                 self.recorder.unknown("unacked at end")
             if self.barrier is not None:
@@ -177,6 +180,10 @@ class ChatActor:
             if time.monotonic() >= deadline:
                 return False
             time.sleep(POLL_S)
+
+    def _room_ops_pending(self) -> bool:
+        return any(v.leaving or (v.cursor is None and not v.joined)
+                   for v in self.session.rooms.values())
 
     def _member_rooms(self) -> list[str]:
         return [r for r, v in sorted(self.session.rooms.items())
