@@ -397,8 +397,11 @@ def _web_files() -> dict[str, Path]:
     if not (pyodide / "pyodide.asm.wasm").exists():
         raise ImageBuildError("clients/web/node_modules/pyodide is missing: run "
                               "`npm ci` in clients/web (./run setup does)")
-    # The page's wheels, rebuilt only when a source changed (as ./run setup does).
+    # The page's wheels and start-up snapshot, rebuilt only when a source changed (as
+    # ./run setup does).
     subprocess.run([sys.executable, str(WEB / "build_wheel.py")], check=True,
+                   stdout=subprocess.DEVNULL)
+    subprocess.run([sys.executable, str(WEB / "build_snapshot.py")], check=True,
                    stdout=subprocess.DEVNULL)
     files = _tree(static, "srv/tuitalk/static")  # static/pyodide is a symlink: left out
     files.update(_tree(pyodide, "srv/tuitalk/pyodide",

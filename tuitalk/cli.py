@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -37,6 +38,7 @@ def _web_dirs() -> tuple[Path | None, Path | None]:
 def cmd_up(args: argparse.Namespace) -> int:
     from tuitalk.errors import LauncherError
     from tuitalk.launcher.cluster import ClusterSpec, LocalCluster
+    from tuitalk.launcher.leftovers import launcher_alive, stop_leftovers
     from tuitalk.launcher.ports import port_is_free
 
     base = _home() / "local"
@@ -44,12 +46,15 @@ def cmd_up(args: argparse.Namespace) -> int:
     if state.exists():
         try:
             old = json.loads(state.read_text())
-            os.kill(int(old.get("launcher_pid", 0)), 0)
         except (OSError, ValueError):
-            pass
-        else:
+            old = {}
+        if launcher_alive(old):
             print(f"a local cluster is already running (see `tuitalk status`): {old['url']}")
             return 1
+        left = stop_leftovers(state)
+        if left:
+            print(f"Stopped what an earlier `tuitalk up` left running: {', '.join(left)}",
+                  flush=True)
     if not port_is_free(args.port):
         print(f"port {args.port} is in use; pick another with --port")
         return 1
@@ -83,20 +88,28 @@ Press Ctrl-C to stop everything.""", flush=True)
         nonlocal stop
         stop = True
 
-    signal.signal(signal.SIGINT, _on_signal)
-    signal.signal(signal.SIGTERM, _on_signal)
+    # SIGHUP: the terminal was closed. Stop everything then too, rather than leave the
+    # nodes running without anyone to stop them.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _on_signal)
     reported: set[str] = set()
     while not stop:
         time.sleep(0.5)
         for row in cluster.status():
             if row["state"] == "down" and row["name"] not in reported:
                 reported.add(row["name"])
-                print(f"! {row['name']} is down (pid {row['pid']})", flush=True)
+                _say(f"! {row['name']} is down (pid {row['pid']})")
         cluster.write_state()
-    print("\nStopping ...", flush=True)
+    _say("\nStopping ...")
     cluster.stop()
-    print("Stopped.")
+    _say("Stopped.")
     return 0
+
+
+def _say(text: str) -> None:
+    """Print, unless the terminal is gone (after SIGHUP): stopping must go on regardless."""
+    with contextlib.suppress(OSError):
+        print(text, flush=True)
 
 
 def _print_status(rows: list[dict[str, Any]]) -> None:

@@ -34,12 +34,14 @@ import re
 import sys
 import zipfile
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 WEB: Final = Path(__file__).resolve().parent
 ROOT: Final = WEB.parent.parent
 STATIC: Final = WEB / "static"
 OUT: Final = STATIC / "wheels"
+#: Start-up snapshots made by build_snapshot.py (named by :func:`snapshot_name`).
+SNAPSHOTS: Final = STATIC / "snapshot"
 PYODIDE: Final = WEB / "node_modules" / "pyodide"
 
 #: The client core: stdlib only, runs unchanged in Pyodide (tuitalk/client/__init__.py says
@@ -113,6 +115,13 @@ def build_wheel(dist: str, ver: str, files: dict[str, bytes], summary: str) -> b
     return buf.getvalue()
 
 
+def snapshot_name(manifest: dict[str, Any]) -> str:
+    """The file name of the start-up snapshot of ``manifest``'s wheels and Pyodide (the
+    page's cache key for it, too: app.js ``snapshotKey``)."""
+    wheels = "-".join(w["sha256"][:16] for w in manifest["wheels"])
+    return f"{manifest['pyodide']['version']}-{wheels}.bin"
+
+
 def planned() -> dict[Path, bytes]:
     """Every output file and its content."""
     ver = version()
@@ -142,6 +151,11 @@ def planned() -> dict[Path, bytes]:
         ],
         "pyodide": {"version": pyodide_version, "sizes": sizes},
     }
+    # Named once build_snapshot.py has made it; the page boots Python itself without it.
+    snapshot = SNAPSHOTS / snapshot_name(manifest)
+    if snapshot.exists():
+        manifest["snapshot"] = {"file": f"snapshot/{snapshot.name}",
+                                "size": snapshot.stat().st_size}
     return {
         OUT / names["core"]: core,
         OUT / names["web"]: web,

@@ -21,6 +21,8 @@ import importlib.util
 import json
 import os
 import shutil
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 from types import ModuleType
@@ -66,7 +68,8 @@ def load_build_module() -> ModuleType:
 
 class Built:
     """The page as built for this session: the static root and, per core module, the sha256
-    of the repository source that went into the page's core wheel."""
+    of the repository source that went into the page's core wheel. The start-up snapshot
+    that the server ships to first visits is made too (``build_snapshot.py``)."""
 
     def __init__(self) -> None:
         self.static = WEB / "static"
@@ -78,6 +81,10 @@ class Built:
 
     def _build(self) -> bool:
         build = load_build_module()
+        # A process of its own: it drives Chromium through Playwright's sync API, which
+        # refuses to run inside the tests' event loop.
+        subprocess.run([sys.executable, str(WEB / "build_snapshot.py"), "--strict"],
+                       check=True, timeout=300)
         build.build()
         root = WEB.parent.parent
         self.core_digests = {

@@ -85,6 +85,76 @@ def test_tuitalk_up_status_and_ctrl_c(tmp_path: Path) -> None:
     assert status.returncode == 1 and "no local cluster" in status.stdout
 
 
+def _up_until_ready(env: dict[str, str], port: int) -> tuple[subprocess.Popen[str], str]:
+    """Start `tuitalk up`; return it and what it printed up to "Press Ctrl-C"."""
+    up = subprocess.Popen(
+        [sys.executable, "-m", "tuitalk", "up", "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    )
+    lines: list[str] = []
+    assert up.stdout is not None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = up.stdout.readline()
+        if not line:
+            up.communicate(timeout=10)
+            raise AssertionError("tuitalk up exited:\n" + "".join(lines))
+        lines.append(line)
+        if "Press Ctrl-C" in line:
+            return up, "".join(lines)
+    up.send_signal(signal.SIGINT)
+    up.communicate(timeout=60)
+    raise AssertionError("tuitalk up not ready in 60 s:\n" + "".join(lines))
+
+
+def test_closed_terminal_stops_the_cluster_and_a_killed_launcher_is_cleaned_up(
+    tmp_path: Path,
+) -> None:
+    """SIGHUP (the terminal was closed) stops everything like Ctrl-C. A launcher killed
+    outright leaves its nodes running; the next `tuitalk up` stops them (by the PIDs the
+    state file lists) instead of failing on a busy port."""
+    port = PortAllocator().port()
+    env = dict(os.environ, TUITALK_HOME=str(tmp_path))
+    state_file = tmp_path / "local" / "cluster.json"
+    first, _ = _up_until_ready(env, port)
+    second: subprocess.Popen[str] | None = None
+    old: list[int] = []
+    new: list[int] = []
+    try:
+        old = [n["pid"] for n in json.loads(state_file.read_text())["nodes"]]
+        first.kill()
+        first.communicate(timeout=10)  # and close its pipe
+        time.sleep(0.5)
+        assert all(_pid_alive(p) for p in old), "the nodes should outlive a SIGKILLed launcher"
+
+        second, text = _up_until_ready(env, port)
+        assert "Stopped what an earlier `tuitalk up` left running" in text, text
+        assert not any(_pid_alive(p) for p in old), "a leftover node still runs"
+        new = [n["pid"] for n in json.loads(state_file.read_text())["nodes"]]
+        assert len(new) == 11 and all(_pid_alive(p) for p in new)
+
+        second.send_signal(signal.SIGHUP)
+        out, _ = second.communicate(timeout=60)
+        assert second.returncode == 0, out
+        assert "Stopped." in out
+        time.sleep(0.5)
+        assert not any(_pid_alive(p) for p in new), "a node outlived the hang-up"
+        assert not state_file.exists()
+    finally:
+        # Whatever failed above: no node of this test may stay behind.
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+                proc.communicate(timeout=60)
+        if state_file.exists():
+            from tuitalk.launcher.leftovers import stop_leftovers
+
+            stop_leftovers(state_file)
+        for pid in old + new:
+            if _pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
 def test_health_ready_and_metrics_endpoints(cluster: LocalCluster) -> None:
     b = cluster.backends[0]
     for path, expect in (("/healthz", 200), ("/readyz", 200)):

@@ -83,6 +83,13 @@ _STATIC = """\
             gzip_static on;
             gzip_vary on;
         }}
+        location /snapshot/ {{
+            root {web};
+            # Named by content (clients/web/build_snapshot.py): 31 MB, 6 MB gzipped.
+            expires 1h;
+            gzip_static on;
+            gzip_vary on;
+        }}
         location / {{
             root {web};
             index index.html;

@@ -53,8 +53,8 @@ const hook = Object.freeze({
              active: d.active || "", backend: d.backend || "" };
   },
   timings: marks,
-  /** The start-up snapshot (see below): "none", "restored", "making", "stored" or
-   *  "failed: <why>". */
+  /** The start-up snapshot (see below): "none", "restored", "fetched", "making", "stored"
+   *  or "failed: <why>". */
   snapshot() { return snapshotState; },
   /** Bytes received for this page load (HTTP; WebSocket traffic is not included). */
   bytes() {
@@ -123,15 +123,21 @@ function fail(err) {
 
 // -- start-up snapshot ---------------------------------------------------------------------------
 //
-// Booting Pyodide and importing our modules takes most of the start-up time. After the first
-// visit is up and chatting, a worker (snapshot-worker.js) boots a second, private interpreter,
-// imports our modules, takes a memory snapshot of it (so it holds no token, no message,
-// nothing about the user) and keeps it in Cache Storage; later visits restore that snapshot
-// instead of booting, which cuts the warm start by more than half. (The snapshot is not
-// taken in the page's own interpreter: one started with _makeSnapshot cannot use the DOM.)
-// The key names the Pyodide build and both wheels' hashes, so a new release of either never
-// restores a stale interpreter. The snapshot options are Pyodide's internal API:
-// package.json pins the exact version, and any failure falls back to a normal boot.
+// Booting Pyodide and importing our modules takes most of the start-up time (3-4 s on a
+// 2-core machine). A memory snapshot of an interpreter that has imported the client restores
+// in about a third of that. Where one comes from, first choice first:
+// 1. Cache Storage, from an earlier visit ("restored");
+// 2. the server: build_snapshot.py makes one per build and the manifest names it
+//    ("fetched"); once the chat is up it is kept in Cache Storage for the next visit;
+// 3. none (a server without it, or a snapshot that fails to restore): boot Python afresh,
+//    and once the chat is up a worker (snapshot-worker.js) boots a second, private
+//    interpreter, imports our modules and keeps its snapshot in Cache Storage ("making",
+//    then "stored"). (Not taken in the page's own interpreter: one started with
+//    _makeSnapshot cannot use the DOM.)
+// A snapshot holds nothing about the user (no token, no message: the client is imported,
+// never run). The key names the Pyodide build and both wheels' hashes, so a new release of
+// either never restores a stale interpreter. The snapshot options are Pyodide's internal
+// API: package.json pins the exact version, and any failure falls back to a normal boot.
 
 const SNAPSHOTS = "tuitalk-start-up";
 let snapshotState = "none";
@@ -150,15 +156,35 @@ async function cachedSnapshot(key) {
   }
 }
 
-/** Once the chat is up (and only then, not to slow it down), make the snapshot in a worker. */
-function snapshotLater(key, manifest) {
-  if (!self.caches || !self.Worker) return;
+/** Run ``fn`` once the chat is up (or after a minute at most), not to slow the start down. */
+function afterReady(fn) {
   const started = performance.now();
   const wait = () => {
     if (document.body.dataset.ready !== "1" && performance.now() - started < 60000) {
       setTimeout(wait, 500);
       return;
     }
+    fn();
+  };
+  setTimeout(wait, 1000);
+}
+
+/** Keep the snapshot the server shipped in Cache Storage, for the next visit. */
+async function keepSnapshot(key, bytes) {
+  try {
+    const cache = await caches.open(SNAPSHOTS);
+    for (const old of await cache.keys()) if (old.url !== key) await cache.delete(old);
+    await cache.put(key, new Response(await bytes));
+    snapshotState = "stored";
+  } catch (err) {
+    snapshotState = `failed: ${err && err.message || err}`;
+  }
+}
+
+/** Make the snapshot in a worker, once the chat is up. */
+function snapshotLater(key, manifest) {
+  if (!self.caches || !self.Worker) return;
+  afterReady(() => {
     const worker = new Worker(new URL("snapshot-worker.js", import.meta.url), { type: "module" });
     snapshotState = "making";
     worker.onmessage = (e) => {
@@ -171,8 +197,7 @@ function snapshotLater(key, manifest) {
       wheels: manifest.wheels.map((w) => new URL(`wheels/${w.name}?v=${w.sha256.slice(0, 16)}`,
                                                  document.baseURI).href),
     });
-  };
-  setTimeout(wait, 1000);
+  });
 }
 
 async function dropSnapshots() {
@@ -212,13 +237,20 @@ function pyodideOptions() {
   };
 }
 
-async function fromSnapshot(loadPyodide, hit) {
-  showProgress("Starting Python\u2026", 0.5);
+/** Pyodide's boot downloads (and ``extra`` bytes more) for the progress bar. */
+function expectBytes(manifest, extra) {
+  const sizes = manifest.pyodide.sizes;
+  progress.expected = (sizes["pyodide.asm.wasm"] || 0) + (sizes["python_stdlib.zip"] || 0)
+    + (sizes["pyodide-lock.json"] || 0) + extra;
+}
+
+/** Restore the interpreter from ``bytes`` (a promise of the snapshot); null if that fails. */
+async function fromSnapshot(loadPyodide, bytes, how) {
   try {
-    const pyodide = await loadPyodide({ ...pyodideOptions(), _loadSnapshot: hit.arrayBuffer() });
+    const pyodide = await loadPyodide({ ...pyodideOptions(), _loadSnapshot: bytes });
     const app = pyodide.pyimport("tuitalk_web.app");
     performance.mark("tuitalk:from-snapshot");
-    snapshotState = "restored";
+    snapshotState = how;
     return app;
   } catch (err) {
     console.warn("tuitalk: start-up snapshot unusable, booting afresh", err);
@@ -227,10 +259,30 @@ async function fromSnapshot(loadPyodide, hit) {
   }
 }
 
+/** A first visit: restore the snapshot the server ships (see build_snapshot.py). */
+async function shipped(loadPyodide, manifest, key) {
+  expectBytes(manifest, manifest.snapshot.size);
+  let resp;
+  try {
+    resp = await countingFetch(manifest.snapshot.file);
+  } catch {
+    return null;
+  }
+  if (!resp.ok) return null;
+  const bytes = resp.arrayBuffer();
+  window.fetch = countingFetch;
+  let app;
+  try {
+    app = await fromSnapshot(loadPyodide, bytes, "fetched");
+  } finally {
+    window.fetch = realFetch;
+  }
+  if (app && self.caches) afterReady(() => keepSnapshot(key, bytes));
+  return app;
+}
+
 async function fresh(loadPyodide, manifest) {
-  const sizes = manifest.pyodide.sizes;
-  progress.expected = (sizes["pyodide.asm.wasm"] || 0) + (sizes["python_stdlib.zip"] || 0)
-    + (sizes["pyodide-lock.json"] || 0);
+  expectBytes(manifest, 0);
   const wheels = fetchWheels(manifest);
   window.fetch = countingFetch;
   let pyodide;
@@ -255,7 +307,12 @@ async function boot() {
   const key = snapshotKey(manifest);
   const hit = await cachedSnapshot(key);
   const { loadPyodide } = await loader;
-  let app = hit && await fromSnapshot(loadPyodide, hit);
+  let app = null;
+  if (hit) {
+    showProgress("Starting Python\u2026", 0.5);
+    app = await fromSnapshot(loadPyodide, hit.arrayBuffer(), "restored");
+  }
+  if (!app && manifest.snapshot) app = await shipped(loadPyodide, manifest, key);
   if (!app) {
     app = await fresh(loadPyodide, manifest);
     snapshotLater(key, manifest);
