@@ -40,6 +40,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     from tuitalk.launcher.cluster import ClusterSpec, LocalCluster
     from tuitalk.launcher.leftovers import launcher_alive, stop_leftovers
     from tuitalk.launcher.ports import port_is_free
+    from tuitalk.launcher.supervisor import Supervisor
 
     base = _home() / "local"
     state = base / "cluster.json"
@@ -75,12 +76,15 @@ def cmd_up(args: argparse.Namespace) -> int:
     print(f"Ready in {time.monotonic() - t0:.1f}s.\n")
     _print_status(cluster.status())
     cli = ".venv/bin/tuitalk-cli" + ("" if args.port == 8080 else f" --url {cluster.url}")
+    heal = ("a node that dies is started again after 1 s" if args.restart
+            else "dead nodes stay down (--no-restart)")
     print(f"""
 Chat from a terminal:   {cli}
 Chat from a browser:    {cluster.http_url}
 Cluster state:          .venv/bin/tuitalk status
 Logs:                   {base}/
 
+Kill any node (its pid is above) and watch chat go on; {heal}.
 Press Ctrl-C to stop everything.""", flush=True)
     stop = False
 
@@ -92,13 +96,10 @@ Press Ctrl-C to stop everything.""", flush=True)
     # nodes running without anyone to stop them.
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _on_signal)
-    reported: set[str] = set()
+    supervisor = Supervisor(cluster, _say, restart=args.restart)
     while not stop:
         time.sleep(0.5)
-        for row in cluster.status():
-            if row["state"] == "down" and row["name"] not in reported:
-                reported.add(row["name"])
-                _say(f"! {row['name']} is down (pid {row['pid']})")
+        supervisor.poll()
         cluster.write_state()
     _say("\nStopping ...")
     cluster.stop()
@@ -178,6 +179,8 @@ def main(argv: list[str] | None = None) -> None:
     up.add_argument("--port", type=int, default=8080, help="nginx port (default 8080)")
     up.add_argument("--backends", type=int, default=3)
     up.add_argument("--masters", type=int, default=3, help="Redis masters (each gets a replica)")
+    up.add_argument("--no-restart", dest="restart", action="store_false",
+                    help="leave a node that dies down (default: start it again after 1 s)")
     sub.add_parser("status", help="show the state of each node of the local cluster")
     sub.add_parser("serve", help="run one backend (see `tuitalk serve --help`)")
     args = ap.parse_args(argv)

@@ -168,3 +168,117 @@ def test_health_ready_and_metrics_endpoints(cluster: LocalCluster) -> None:
         assert name in text, name
     with urllib.request.urlopen(f"http://127.0.0.1:{cluster.nginx_port}/healthz", timeout=2) as r:
         assert r.status == 200
+
+
+class _Lines:
+    """What a running `tuitalk up` prints, read by a thread so waits can time out."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        import threading
+
+        self.lines: list[str] = []
+        self._proc = proc
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        assert self._proc.stdout is not None
+        for line in self._proc.stdout:
+            self.lines.append(line)
+
+    def wait_for(self, *needles: str, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            text = "".join(self.lines)
+            if all(n in text for n in needles):
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"waited for {needles}; `tuitalk up` printed:\n" + "".join(self.lines))
+
+    def close(self) -> None:
+        """After the process exited: take the rest of its output, close the pipe."""
+        self._thread.join(timeout=10)
+        if self._proc.stdout is not None:
+            self._proc.stdout.close()
+
+
+def _group_members(pgid: int) -> list[int]:
+    """Live processes whose process group is ``pgid`` (zombies excluded)."""
+    found = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            fields = d.joinpath("stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            found.append(int(d.name))
+    return found
+
+
+def test_up_starts_nodes_that_die_again(tmp_path: Path, measure) -> None:  # type: ignore[no-untyped-def]
+    """SIGKILL a backend, a Redis master, PostgreSQL and nginx at once under `tuitalk up`:
+    each is started again (the master after its replica took over, so it rejoins as a
+    replica), nginx's orphaned workers do not keep the port, and chat works after."""
+    port = PortAllocator().port()
+    env = dict(os.environ, TUITALK_HOME=str(tmp_path))
+    state_file = tmp_path / "local" / "cluster.json"
+    up, text = _up_until_ready(env, port)
+    assert "started again after 1 s" in text
+    lines = _Lines(up)
+    pids: list[int] = []
+    try:
+        nodes = {n["name"]: n for n in json.loads(state_file.read_text())["nodes"]}
+        pids = [n["pid"] for n in nodes.values()]
+        status = subprocess.run([sys.executable, "-m", "tuitalk", "status"], env=env,
+                                capture_output=True, text=True, timeout=30, check=True)
+        master = next(ln.split()[0] for ln in status.stdout.splitlines()
+                      if ln.startswith("redis") and ln.rstrip().endswith("master"))
+        victims = ["backend-1", master, "postgres", "nginx"]
+        old_nginx = nodes["nginx"]["pid"]
+        t0 = time.monotonic()
+        for name in victims:
+            os.kill(nodes[name]["pid"], signal.SIGKILL)
+        lines.wait_for(*(f"{name} is down" for name in victims), timeout_s=10)
+        lines.wait_for(*(f"{name} is back" for name in victims), timeout_s=90)
+        measure("4 nodes SIGKILLed -> all started again", time.monotonic() - t0)
+        assert _group_members(old_nginx) == [], "the killed nginx's workers still run"
+
+        now = {n["name"]: n for n in json.loads(state_file.read_text())["nodes"]}
+        for name in victims:
+            assert now[name]["pid"] != nodes[name]["pid"] and _pid_alive(now[name]["pid"])
+        pids += [n["pid"] for n in now.values()]
+        status = subprocess.run([sys.executable, "-m", "tuitalk", "status"], env=env,
+                                capture_output=True, text=True, timeout=30, check=True)
+        rows = {ln.split()[0]: ln for ln in status.stdout.splitlines()
+                if ln.startswith(("backend", "redis"))}
+        assert sum("ready" in r for r in rows.values()) == 3, status.stdout
+        assert sum(r.rstrip().endswith("master") for r in rows.values()) == 3, status.stdout
+        assert rows[master].rstrip().endswith("replica"), status.stdout
+
+        import anyio
+
+        async def chat() -> None:
+            async with chat_client(f"ws://127.0.0.1:{port}/ws", "u", name="user") as c:
+                c.driver.join("lobby")
+                await c.wait_joined("lobby")
+                c.say("lobby", "after the restarts")
+                await c.wait_texts("lobby", ["after the restarts"])
+
+        anyio.run(chat)
+    finally:
+        up.send_signal(signal.SIGINT)
+        up.wait(timeout=60)
+        if state_file.exists():
+            from tuitalk.launcher.leftovers import stop_leftovers
+
+            stop_leftovers(state_file)
+        for pid in pids:
+            if _pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        lines.close()
+    assert up.returncode == 0, "".join(lines.lines)
+    assert "Stopped." in "".join(lines.lines)
+    time.sleep(0.5)
+    assert not any(_pid_alive(p) for p in pids), "a node outlived `tuitalk up`"

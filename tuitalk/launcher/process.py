@@ -71,6 +71,7 @@ class ManagedProcess:
     def start(self) -> None:
         if self.alive():
             raise LauncherError(f"{self.name} is already running (pid {self.pid})")
+        self._reap_group()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         kwargs: dict[str, object] = {}
@@ -121,14 +122,28 @@ class ManagedProcess:
 
     def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 10.0) -> None:
         """Ask the process to exit with ``sig``; SIGKILL it after ``timeout_s``."""
-        if not self.alive():
+        if self.alive():
+            if self.frozen:
+                self.thaw()
+            self.send_signal(sig)
+            if not self.wait(timeout_s):
+                self.send_signal(signal.SIGKILL)
+                self.wait(5.0)
+        self._reap_group()
+
+    def _reap_group(self) -> None:
+        """SIGKILL what an exited process left behind in its process group.
+
+        The child leads its own session, so its helpers share its process group. nginx's
+        workers outlive a SIGKILLed master and keep serving the port; without this, a
+        killed nginx could not be started again and its workers would outlive the
+        launcher. The group id is not reused while any member lives, so this reaches only
+        our own leftovers.
+        """
+        if self._proc is None or self._proc.poll() is None:
             return
-        if self.frozen:
-            self.thaw()
-        self.send_signal(sig)
-        if not self.wait(timeout_s):
-            self.send_signal(signal.SIGKILL)
-            self.wait(5.0)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self._proc.pid, signal.SIGKILL)
 
     def wait(self, timeout_s: float) -> bool:
         """Wait for exit; True if it exited."""
