@@ -32,6 +32,20 @@ def _pid_alive(pid: int) -> bool:
         return False
 
 
+def _chat_once(port: int, text: str) -> None:
+    """Join #lobby through the cluster's nginx, say ``text`` and see it come back."""
+    import anyio
+
+    async def chat() -> None:
+        async with chat_client(f"ws://127.0.0.1:{port}/ws", "u", name="user") as c:
+            c.driver.join("lobby")
+            await c.wait_joined("lobby")
+            c.say("lobby", text)
+            await c.wait_texts("lobby", [text])
+
+    anyio.run(chat)
+
+
 def test_tuitalk_up_status_and_ctrl_c(tmp_path: Path) -> None:
     port = PortAllocator().port()
     env = dict(os.environ, TUITALK_HOME=str(tmp_path))
@@ -63,16 +77,7 @@ def test_tuitalk_up_status_and_ctrl_c(tmp_path: Path) -> None:
         assert sum("master" in r for r in rows) == 3
         assert sum("replica" in r for r in rows) == 3
 
-        import anyio
-
-        async def chat() -> None:
-            async with chat_client(f"ws://127.0.0.1:{port}/ws", "u", name="user") as c:
-                c.driver.join("lobby")
-                await c.wait_joined("lobby")
-                c.say("lobby", "hello from the README")
-                await c.wait_texts("lobby", ["hello from the README"])
-
-        anyio.run(chat)
+        _chat_once(port, "hello from the README")
     finally:
         up.send_signal(signal.SIGINT)
         out, _ = up.communicate(timeout=60)
@@ -257,16 +262,7 @@ def test_up_starts_nodes_that_die_again(tmp_path: Path, measure) -> None:  # typ
         assert sum(r.rstrip().endswith("master") for r in rows.values()) == 3, status.stdout
         assert rows[master].rstrip().endswith("replica"), status.stdout
 
-        import anyio
-
-        async def chat() -> None:
-            async with chat_client(f"ws://127.0.0.1:{port}/ws", "u", name="user") as c:
-                c.driver.join("lobby")
-                await c.wait_joined("lobby")
-                c.say("lobby", "after the restarts")
-                await c.wait_texts("lobby", ["after the restarts"])
-
-        anyio.run(chat)
+        _chat_once(port, "after the restarts")
     finally:
         up.send_signal(signal.SIGINT)
         up.wait(timeout=60)
