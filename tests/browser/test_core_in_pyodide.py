@@ -2,10 +2,9 @@
 
 "Runs unchanged in Pyodide" is checked, not assumed: the page's ``tuitalk_core`` wheel (the
 one the chat page loads) is installed in Pyodide next to pytest and hypothesis, and the real
-files ``tests/unit/test_protocol.py``, ``tests/unit/test_sanitize.py`` and
-``tests/unit/client/test_session.py`` run there. Every test the host collects must have run
-there too, and passed, except the ones ``pyodide_runner.SKIP_IN_PYODIDE`` names, which must
-be skipped for exactly that reason.
+files of :data:`UNIT_FILES` (protocol, sanitiser, session, command parser) run there.
+Every test the host collects must have run there too, and passed, except the ones
+``pyodide_runner.SKIP_IN_PYODIDE`` names, which must be skipped for exactly that reason.
 """
 
 from __future__ import annotations
@@ -33,6 +32,8 @@ UNIT_FILES = [
     "tests/unit/test_protocol.py",
     "tests/unit/test_sanitize.py",
     "tests/unit/client/test_session.py",
+    "tests/unit/client/test_session_paths.py",
+    "tests/unit/client/test_commands.py",
 ]
 PREFIX = "/__pyodide_tests__/"
 

@@ -378,9 +378,7 @@ class ClientSession:
         except RemoteProtocolError as exc:
             self._events.append(ev.ServerError("client_decode", exc.detail, ""))
             return
-        handler = _HANDLERS.get(type(frame))
-        if handler is not None:
-            handler(self, frame, now)
+        _HANDLERS[type(frame)](self, frame, now)  # every ServerFrame has one (tested)
 
     def _on_welcome(self, w: p.Welcome, now: float) -> None:
         first = self.conn != "ready"
@@ -448,9 +446,9 @@ class ClientSession:
             self._show(v, nxt)
 
     def _show(self, v: RoomView, m: p.Msg) -> None:
+        # No need to touch ``oldest``: a room gets a cursor only from ``joined`` or a
+        # restored cursor, and both set it.
         v.cursor = p.Cursor(m.epoch, m.seq)
-        if v.oldest is None:
-            v.oldest = m.seq
         mine = m.user == self.user
         self.shown += 1
         self._events.append(ev.MessageShown(m, live=m.seq > v.top, mine=mine))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+
 from tests.unit.client.test_session import Harness, joined, msg
 from tuitalk import protocol as p
 from tuitalk.client import events as ev
@@ -225,3 +228,82 @@ def test_pump_respects_window_and_resends_timed_out_in_order() -> None:
     h.tick(0.6)  # a timed out, b not yet
     ids = [f["id"] for f in h.sent_of("say")]
     assert ids == [a, b, a]
+
+
+def test_every_server_frame_type_has_a_handler() -> None:
+    from typing import get_args
+
+    from tuitalk.client.session import _HANDLERS
+
+    assert set(_HANDLERS) == set(get_args(p.ServerFrame))
+
+
+def test_before_welcome_tick_only_keeps_the_heartbeat() -> None:
+    h = Harness(heartbeat_s=1.0, dead_after_s=3.0)
+    h.s.join("r", 0.0)
+    h.s.say("r", "early", 0.0)  # not connected: stays in the outbox, nothing sent
+    assert h.s.frames_to_send() == [] and len(h.s.outbox) == 1
+    h.s.connecting(0.0)
+    h.s.connection_made(0.0)
+    assert [f["t"] for f in map(json.loads, h.s.frames_to_send())] == ["hello"]
+    h.s.tick(0.5)
+    assert h.s.frames_to_send() == []  # no join, no say before the welcome
+    h.s.tick(1.0)
+    assert [f["t"] for f in map(json.loads, h.s.frames_to_send())] == ["ping"]
+
+
+def test_a_leave_is_not_resent_within_five_seconds() -> None:
+    h = Harness(heartbeat_s=100.0, dead_after_s=100.0)
+    h.connect()
+    h.s.join("r", h.now)
+    joined(h)
+    h.s.leave("r", h.now)
+    h.tick(4.9)
+    assert len(h.sent_of("leave")) == 1
+    h.tick(0.1)
+    assert len(h.sent_of("leave")) == 2
+
+
+def test_history_stops_at_the_first_message() -> None:
+    h = Harness()
+    h.connect()
+    h.s.join("r", h.now)
+    joined(h, head=5)
+    h.s.rooms["r"].oldest = 1  # everything down to seq 1 is loaded
+    assert h.s.rooms["r"].more_history
+    assert not h.s.load_history("r", h.now)
+    assert not h.s.rooms["r"].more_history
+    assert h.sent_of("history") == []
+
+
+def test_joined_the_client_did_not_ask_for_adds_the_room() -> None:
+    h = Harness()
+    h.connect()
+    h.feed(p.Joined(room="x", epoch="e1", head=3))
+    assert h.s.rooms["x"].cursor == p.Cursor("e1", 3) and h.s.rooms["x"].oldest == 4
+    h.feed(dataclasses.replace(msg(4), room="x"))
+    assert h.s.rooms["x"].cursor == p.Cursor("e1", 4)
+    assert h.s.load_history("x", h.now)
+    h.feed(p.ErrorFrame(code=p.ErrorCode.UNAVAILABLE, detail="db down", ref="x"))
+    assert h.s.rooms["x"].join_sent_at is None and h.s.load_history("x", h.now)
+
+
+def test_left_for_an_unknown_room_is_quiet() -> None:
+    h = Harness()
+    h.connect()
+    before = len(h.events)
+    h.feed(p.Left(room="never"))
+    assert not any(isinstance(e, ev.RoomLeft) for e in h.events[before:])
+
+
+def test_unavailable_history_lets_the_user_scroll_again() -> None:
+    h = Harness()
+    h.connect()
+    h.s.join("r", h.now)
+    joined(h, head=50)
+    assert h.s.load_history("r", h.now)
+    assert not h.s.load_history("r", h.now)  # one page at a time
+    h.feed(p.ErrorFrame(code=p.ErrorCode.UNAVAILABLE, detail="db down", ref="r"))
+    assert h.s.load_history("r", h.now)
+    h.tick(5.0)
+    assert len(h.sent_of("join")) == 1  # a joined room: no join is retried
