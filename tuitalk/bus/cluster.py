@@ -198,12 +198,14 @@ class ClusterBus:
     async def on_slot(
         self,
         slot: int,
-        commands: Sequence[tuple[Any, ...]],
+        commands: Sequence[tuple[Any, ...]] | Callable[[NodeAddr], Sequence[tuple[Any, ...]]],
         *,
         timeout_s: float,
     ) -> tuple[NodeAddr, list[Any]]:
         """Run ``commands`` as one pipeline on the master of ``slot``; return node, results.
 
+        ``commands`` may be a function of the node that will run them (called again for
+        each attempt): what to send can depend on which master the slot has by then.
         Retries across failovers until ``timeout_s`` has passed, then raises
         BusUnavailable. Results that are plain command errors (not redirections) are
         returned as exception objects for the caller to judge.
@@ -216,11 +218,12 @@ class ClusterBus:
             try:
                 node = None
                 node = self.topology.master_for_slot(slot)
-                results = await self._run_watched(slot, node, commands)
+                cmds = commands(node) if callable(commands) else commands
+                results = await self._run_watched(slot, node, cmds)
                 if any(isinstance(r, NoScriptError) for r in results):
                     # A promoted replica has an empty script cache.
                     await self._load_scripts(node)
-                    results = await self._run_watched(slot, node, commands)
+                    results = await self._run_watched(slot, node, cmds)
                 for r in results:
                     if isinstance(r, _REDIRECTS):
                         raise r
@@ -284,17 +287,22 @@ class ClusterBus:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise BusUnavailable(f"room {room}: publish not replicated in time")
-            node_hint = self._node_hint(keys.slot)
-            # Unknown node (first write, or just promoted): no WAIT in the first round; if
-            # the script reports replicas, the dedup round that follows carries the WAIT.
-            # A WAIT on a master without replicas would block for its whole timeout.
-            with_wait = self._has_replicas.get(node_hint, False) if node_hint else False
             args = (user, msg_id, name, kind, text, floor_seq,
                     cfg.stream_soft_max, cfg.stream_hard_max, cfg.dedup_ttl_s)
-            cmds: list[tuple[Any, ...]] = [self._publish.call(script_keys, args)]
-            if with_wait:
-                cmds.append(("WAIT", 1, cfg.wait_replica_ms))
-            node, results = await self.on_slot(keys.slot, cmds, timeout_s=remaining)
+            call = self._publish.call(script_keys, args)
+
+            def build(node: NodeAddr, call: tuple[Any, ...] = call) -> list[tuple[Any, ...]]:
+                # Decided per attempt, for the master that runs it: during a failover the
+                # first attempt may aim at the old master and a retry at the promoted one.
+                # Unknown node (first write, or just promoted): no WAIT in this round; if
+                # the script reports replicas, the dedup round that follows carries the
+                # WAIT. A WAIT on a master without replicas blocks for its whole timeout.
+                if self._has_replicas.get(node, False):
+                    return [call, ("WAIT", 1, cfg.wait_replica_ms)]
+                return [call]
+
+            node, results = await self.on_slot(keys.slot, build, timeout_s=remaining)
+            with_wait = len(results) > 1
             res = results[0]
             if isinstance(res, Exception):
                 raise BusError(f"publish script failed: {res}") from res
@@ -360,28 +368,6 @@ class ClusterBus:
             # (or confirmed), so the new master holds it and committed it just now.
             self.on_event("commit_moved", {"room": keys.room, "from": node.name,
                                            "to": committed_on.name})
-
-    async def commit_pending(self, room: str) -> int:
-        """Commit whatever a crashed publisher left replicated but uncommitted.
-
-        Runs WAIT first, so only replicated entries are committed. Returns the watermark.
-        """
-        keys = RoomKeys(room)
-        node, results = await self.on_slot(
-            keys.slot,
-            [("HINCRBY", keys.meta, "dups", 1), ("WAIT", 1, self.config.wait_replica_ms),
-             ("HGET", keys.meta, "seq")],
-            timeout_s=self.config.read_timeout_s,
-        )
-        if isinstance(results[2], Exception) or results[2] is None:
-            return 0
-        replicas = results[1] if not isinstance(results[1], Exception) else 0
-        if not replicas and self._has_replicas.get(node, True):
-            raise BusUnavailable(f"room {room}: no replica confirmed the pending entries")
-        seq = int(results[2])
-        await self._commit_upto(keys, seq, node, time.monotonic() + self.config.read_timeout_s)
-        state = await self.room_state(room)
-        return state.commit
 
     async def _confirm_owner(self, keys: RoomKeys, node: NodeAddr) -> bool:
         """Ask another node whether ``node`` still owns the room's slot.
